@@ -1,0 +1,1 @@
+"""The meeting-rotations domain: free of Kafka and databases."""

@@ -1,0 +1,1 @@
+"""Read models kept from the event store's notification log, exactly once."""

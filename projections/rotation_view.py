@@ -1,0 +1,168 @@
+"""The rotation read model: follows the notification log, answers host suggestions.
+
+The fold is the aggregate's own: each rotation event mutates a copy of the Rotation exactly
+as it did on the write side, so read and write sides cannot drift apart. The folded state is
+stored as a snapshot row per rotation, next to a tracking record of the last applied event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import Mapper, Notification, StoredEvent, Tracking
+from eventsourcing.utils import get_topic
+
+from events.errors import RotationDeleted, UnknownRotation
+from events.ranking import Suggestion
+from events.rotation import Rotation, rotation_uuid
+from projections.view_store import (
+    PostgresRotationView,
+    RotationViewStore,
+    SQLiteRotationView,
+    ViewRow,
+)
+
+ROTATION_TOPIC_PREFIX = get_topic(Rotation).rsplit(":", 1)[0] + ":Rotation."
+
+
+def key_of(rotation_id: str) -> str:
+    """View rows are keyed by the aggregate id, which every event carries."""
+    return str(rotation_uuid(rotation_id))
+
+
+@dataclass(frozen=True)
+class ViewAnswer:
+    """A suggestion and the global event position it reflects."""
+
+    suggestion: Suggestion
+    position: int
+    rotation: Rotation
+
+
+def open_view(app: Any, table_name: str = "rotation_view") -> RotationViewStore:
+    """Open (and create if needed) a view table in the application's own database."""
+    datastore = app.recorder.datastore
+    view: SQLiteRotationView | PostgresRotationView
+    if type(app.recorder).__module__ == "eventsourcing.postgres":
+        view = PostgresRotationView(
+            datastore, table_name=table_name, tracking_table_name=f"{table_name}_tracking"
+        )
+    else:
+        view = SQLiteRotationView(datastore, table_name=table_name)
+    view.create_table()
+    return view
+
+
+class RotationProjector:
+    """Applies new notifications to the view in batches; thread-safe; restartable."""
+
+    def __init__(
+        self,
+        app: Any,
+        view: RotationViewStore,
+        tracking_name: str = "rotation_view",
+        cache_size: int = 20_000,
+        batch_size: int = 1_000,
+    ) -> None:
+        self.recorder = app.recorder
+        self.mapper: Mapper[Any] = app.mapper
+        self.view = view
+        self.tracking_name = tracking_name
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[Rotation, int]] = OrderedDict()
+        self._lock = threading.RLock()
+
+    @property
+    def position(self) -> int:
+        return self.view.max_tracking_id(self.tracking_name) or 0
+
+    def catch_up(self, limit: int | None = None) -> int:
+        """Apply every notification after the tracked position; returns how many."""
+        applied = 0
+        with self._lock:
+            while limit is None or applied < limit:
+                batch = self.recorder.select_notifications(
+                    start=self.position + 1, limit=self.batch_size
+                )
+                if not batch:
+                    break
+                self._apply_batch(batch)
+                applied += len(batch)
+                if len(batch) < self.batch_size:
+                    break
+        return applied
+
+    def _apply_batch(self, notifications: Sequence[Notification]) -> None:
+        touched: dict[str, tuple[Rotation, int]] = {}
+        try:
+            for notification in notifications:
+                if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):
+                    continue
+                event = self.mapper.to_domain_event(notification)
+                key = str(event.originator_id)
+                current = touched.get(key) or self._load(key)
+                rotation = event.mutate(current[0] if current else None)
+                touched[key] = (rotation, notification.id)
+            rows = [self._to_row(rid, rot, pos) for rid, (rot, pos) in touched.items()]
+            self.view.put_rows(rows, Tracking(self.tracking_name, notifications[-1].id))
+        except BaseException:
+            self._cache.clear()  # folded copies may be ahead of what was stored
+            raise
+        for rotation_id, entry in touched.items():
+            self._remember(rotation_id, entry)
+
+    def _load(self, key: str) -> tuple[Rotation, int] | None:
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        row = self.view.get_row(key)
+        if row is None:
+            return None
+        stored = StoredEvent(
+            originator_id=UUID(key),
+            originator_version=0,
+            topic=row.topic,
+            state=row.state,
+        )
+        snapshot = self.mapper.to_domain_event(stored)
+        rotation = snapshot.mutate(None)
+        entry = (rotation, row.position)
+        self._remember(key, entry)
+        return entry
+
+    def _to_row(self, key: str, rotation: Rotation, position: int) -> ViewRow:
+        snapshot = Snapshot.take(rotation)
+        stored = self.mapper.to_stored_event(snapshot)
+        return ViewRow(key, position, stored.topic, stored.state)
+
+    def _remember(self, key: str, entry: tuple[Rotation, int]) -> None:
+        self._cache[key] = entry
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def suggest(self, rotation_id: str, exclude: Sequence[str] = ()) -> ViewAnswer:
+        """Rank the rotation's members as the read model has them now."""
+        with self._lock:
+            entry = self._load(key_of(rotation_id))
+            if entry is None:
+                raise UnknownRotation(f"no rotation {rotation_id!r}")
+            rotation, _ = entry
+            if rotation.deleted:
+                raise RotationDeleted(f"rotation {rotation_id!r} was deleted")
+            return ViewAnswer(rotation.suggest(tuple(exclude)), self.position, rotation)
+
+    def state(self, rotation_id: str) -> Rotation | None:
+        with self._lock:
+            entry = self._load(key_of(rotation_id))
+            return None if entry is None else entry[0]

@@ -1,0 +1,1 @@
+"""The meeting-rotations application and its edges (Kafka, store, CLI)."""

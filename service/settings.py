@@ -1,0 +1,56 @@
+"""Configuration from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, with embedded-friendly defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    topic_prefix: str = Field("rotations.", alias="ROTATIONS_TOPIC_PREFIX")
+    store: str = Field("sqlite:///data/rotations.sqlite", alias="ROTATIONS_STORE")
+    group_id: str = Field("rotations-service", alias="ROTATIONS_GROUP_ID")
+    partitions: int = Field(6, alias="ROTATIONS_PARTITIONS", ge=1)
+    # Tansu holds a waiting fetch for the full wait even when data arrives, so request
+    # latency is about this value; Apache Kafka answers as soon as data is there.
+    fetch_max_wait_ms: int = Field(10, alias="ROTATIONS_FETCH_MAX_WAIT_MS", ge=0)
+    projection_poll_seconds: float = Field(0.2, alias="ROTATIONS_PROJECTION_POLL_SECONDS")
+    conflict_retries: int = Field(5, alias="ROTATIONS_CONFLICT_RETRIES", ge=0)
+    max_message_bytes: int = Field(1_000_000, alias="ROTATIONS_MAX_MESSAGE_BYTES")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def commands_topic(self) -> str:
+        return self.topic("commands")
+
+    @property
+    def suggest_topic(self) -> str:
+        return self.topic("suggest-host")
+
+    @property
+    def events_topic(self) -> str:
+        return self.topic("events")
+
+    @property
+    def directory_topic(self) -> str:
+        return self.topic("directory")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic("dead-letter")
+
+    def all_topics(self) -> list[str]:
+        return [
+            self.commands_topic,
+            self.suggest_topic,
+            self.events_topic,
+            self.directory_topic,
+            self.dead_letter_topic,
+        ]
