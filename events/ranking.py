@@ -33,10 +33,11 @@ class Suggestion:
     candidates: tuple[Standing, ...]
 
 
-def _order_key(standing: Standing) -> tuple[int, float, int, str]:
-    # Never assigned counts as oldest: -inf sorts before every real timestamp.
-    last = standing.last_assigned_at.timestamp() if standing.last_assigned_at else float("-inf")
-    return (standing.meetings, last, standing.join_seq, standing.user_id)
+def _order_key(standing: Standing) -> tuple[int, bool, datetime | None, int, str]:
+    # Never assigned counts as oldest: (False, None) sorts before every (True, timestamp).
+    assigned = standing.last_assigned_at is not None
+    return (standing.meetings, assigned, standing.last_assigned_at, standing.join_seq,
+            standing.user_id)
 
 
 def rank(standings: Iterable[Standing], exclude: Collection[str] = ()) -> Suggestion:

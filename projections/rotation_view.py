@@ -128,7 +128,7 @@ class RotationProjector:
             return None
         stored = StoredEvent(
             originator_id=UUID(key),
-            originator_version=0,
+            originator_version=row.version,
             topic=row.topic,
             state=row.state,
         )
@@ -141,7 +141,7 @@ class RotationProjector:
     def _to_row(self, key: str, rotation: Rotation, position: int) -> ViewRow:
         snapshot = Snapshot.take(rotation)
         stored = self.mapper.to_stored_event(snapshot)
-        return ViewRow(key, position, stored.topic, stored.state)
+        return ViewRow(key, position, rotation.version, stored.topic, stored.state)
 
     def _remember(self, key: str, entry: tuple[Rotation, int]) -> None:
         self._cache[key] = entry

@@ -21,6 +21,7 @@ class ViewRow:
 
     rotation_key: str
     position: int
+    version: int
     topic: str
     state: bytes
 
@@ -46,7 +47,7 @@ class SQLiteRotationView(SQLiteTrackingRecorder):
         statements = super().construct_create_table_statements()
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {self.view_table} ("
-            "rotation_key TEXT PRIMARY KEY, position INTEGER NOT NULL, "
+            "rotation_key TEXT PRIMARY KEY, position INTEGER NOT NULL, version INTEGER NOT NULL, "
             "topic TEXT NOT NULL, state BLOB NOT NULL)"
         )
         return statements
@@ -54,20 +55,20 @@ class SQLiteRotationView(SQLiteTrackingRecorder):
     def get_row(self, rotation_key: str) -> ViewRow | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT rotation_key, position, topic, state FROM {self.view_table} "
+                f"SELECT rotation_key, position, version, topic, state FROM {self.view_table} "
                 "WHERE rotation_key = ?",
                 (rotation_key,),
             )
             row = c.fetchone()
-        return None if row is None else ViewRow(row[0], row[1], row[2], bytes(row[3]))
+        return None if row is None else ViewRow(row[0], row[1], row[2], row[3], bytes(row[4]))
 
     def put_rows(self, rows: list[ViewRow], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.executemany(
-                f"INSERT INTO {self.view_table} (rotation_key, position, topic, state) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (rotation_key) DO UPDATE SET "
-                "position = excluded.position, topic = excluded.topic, state = excluded.state",
-                [(r.rotation_key, r.position, r.topic, r.state) for r in rows],
+                f"INSERT INTO {self.view_table} (rotation_key, position, version, topic, state) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (rotation_key) DO UPDATE SET "
+                "position = excluded.position, version = excluded.version, topic = excluded.topic, state = excluded.state",
+                [(r.rotation_key, r.position, r.version, r.topic, r.state) for r in rows],
             )
             self._insert_tracking(c, tracking)
 
@@ -83,17 +84,17 @@ class PostgresRotationView(PostgresTrackingRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {0}.{1} ("
-                "rotation_key text PRIMARY KEY, position bigint NOT NULL, "
+                "rotation_key text PRIMARY KEY, position bigint NOT NULL, version bigint NOT NULL, "
                 "topic text NOT NULL, state bytea NOT NULL)"
             ).format(Identifier(self.datastore.schema), Identifier(table_name))
         )
         self.select_row = SQL(
-            "SELECT rotation_key, position, topic, state FROM {0}.{1} WHERE rotation_key = %s"
+            "SELECT rotation_key, position, version, topic, state FROM {0}.{1} WHERE rotation_key = %s"
         ).format(Identifier(self.datastore.schema), Identifier(table_name))
         self.upsert_row = SQL(
-            "INSERT INTO {0}.{1} (rotation_key, position, topic, state) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (rotation_key) DO UPDATE SET "
-            "position = EXCLUDED.position, topic = EXCLUDED.topic, state = EXCLUDED.state"
+            "INSERT INTO {0}.{1} (rotation_key, position, version, topic, state) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (rotation_key) DO UPDATE SET "
+            "position = EXCLUDED.position, version = EXCLUDED.version, topic = EXCLUDED.topic, state = EXCLUDED.state"
         ).format(Identifier(self.datastore.schema), Identifier(table_name))
 
     def get_row(self, rotation_key: str) -> ViewRow | None:
@@ -102,13 +103,15 @@ class PostgresRotationView(PostgresTrackingRecorder):
             row = curs.fetchone()
         if row is None:
             return None
-        return ViewRow(row["rotation_key"], row["position"], row["topic"], bytes(row["state"]))
+        return ViewRow(
+            row["rotation_key"], row["position"], row["version"], row["topic"], bytes(row["state"])
+        )
 
     def put_rows(self, rows: list[ViewRow], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.executemany(
                 self.upsert_row,
-                [(r.rotation_key, r.position, r.topic, r.state) for r in rows],
+                [(r.rotation_key, r.position, r.version, r.topic, r.state) for r in rows],
             )
             self._insert_tracking(curs, tracking)
 

@@ -22,7 +22,7 @@ from events.errors import (
 )
 from events.rotation import Rotation, rotation_uuid
 from service import contracts as c
-from service.positions import positions_of
+from projections.positions import positions_of
 
 log = logging.getLogger("rotations.application")
 

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(10, alias="ROTATIONS_FETCH_MAX_WAIT_MS", ge=0)
     projection_poll_seconds: float = Field(0.2, alias="ROTATIONS_PROJECTION_POLL_SECONDS")
     conflict_retries: int = Field(5, alias="ROTATIONS_CONFLICT_RETRIES", ge=0)
+    max_attempts: int = Field(5, alias="ROTATIONS_MAX_ATTEMPTS", ge=1)
     max_message_bytes: int = Field(1_000_000, alias="ROTATIONS_MAX_MESSAGE_BYTES")
 
     def topic(self, name: str) -> str:

@@ -1,0 +1,77 @@
+"""Starting and stopping the service: store, read model, topics, Kafka consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from projections.rotation_view import RotationProjector, open_view
+from service.application import RotationsApplication
+from service.kafka_app import RotationsKafkaApp
+from service.settings import Settings
+from service.store import store_environment
+from service.topics import ensure_topics
+
+log = logging.getLogger("rotations.service")
+
+
+class StartupError(RuntimeError):
+    """The store or the broker cannot be reached: say so and exit instead of hanging."""
+
+
+def open_application(settings: Settings) -> RotationsApplication:
+    try:
+        return RotationsApplication(
+            env=store_environment(settings.store), conflict_retries=settings.conflict_retries
+        )
+    except Exception as error:
+        raise StartupError(f"cannot open the event store {settings.store!r}: {error}") from error
+
+
+async def build_service(settings: Settings) -> RotationsKafkaApp:
+    app = await asyncio.to_thread(open_application, settings)
+    projector = RotationProjector(app, open_view(app))
+    caught_up = await asyncio.to_thread(projector.catch_up)
+    log.info("read model caught up", extra={"applied": caught_up, "position": projector.position})
+    try:
+        cluster_id = await asyncio.wait_for(
+            ensure_topics(settings.kafka_bootstrap_servers, settings.all_topics(),
+                          settings.partitions),
+            timeout=30,
+        )
+    except Exception as error:
+        raise StartupError(
+            f"cannot reach the Kafka broker at {settings.kafka_bootstrap_servers}: "
+            f"{error or type(error).__name__}"
+        ) from error
+    return RotationsKafkaApp(settings, app, projector, cluster_id)
+
+
+async def follow_store(service: RotationsKafkaApp, interval: float) -> None:
+    """Poll the notification log for events written by other instances."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(service.projector.catch_up)
+        except Exception:
+            log.exception("read model catch-up failed; will retry")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM."""
+    service = await build_service(settings)
+    follower = asyncio.create_task(follow_store(service, settings.projection_poll_seconds))
+    log.info(
+        "service starting",
+        extra={"bootstrap": settings.kafka_bootstrap_servers, "store": settings.store,
+               "commands": settings.commands_topic},
+    )
+    try:
+        await service.faststream.run()
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        service.app.close()
+        log.info("service stopped")

@@ -1,0 +1,85 @@
+"""The real service as a child process, the way operators run it (`rotations serve`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from service.client import RotationsClient
+from service.settings import Settings
+
+
+class ServiceProcess:
+    """Starts, stops, kills and restarts `rotations serve` on a fixed store and topic prefix."""
+
+    def __init__(self, bootstrap_servers: str, store_url: str, log_dir: Path) -> None:
+        run = uuid.uuid4().hex[:8]
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+            "ROTATIONS_STORE": store_url,
+            "ROTATIONS_TOPIC_PREFIX": f"it{run}.",
+            "ROTATIONS_GROUP_ID": f"rotations-it{run}",
+        }
+        self.log_path = log_dir / f"service-{run}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            KAFKA_BOOTSTRAP_SERVERS=self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            ROTATIONS_TOPIC_PREFIX=self.env["ROTATIONS_TOPIC_PREFIX"],
+            ROTATIONS_STORE=self.env["ROTATIONS_STORE"],
+            ROTATIONS_GROUP_ID=self.env["ROTATIONS_GROUP_ID"],
+        )
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.starts += 1
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    async def wait_ready(self, client: RotationsClient, timeout: float = 120) -> None:
+        """Ready when both consumer groups answer (group joins take seconds here)."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"service exited {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            await client.suggest(f"ready-{uuid.uuid4().hex}", timeout=timeout)
+            await client.command(
+                {"type": "DeleteRotation", "command_id": uuid.uuid4().hex,
+                 "rotation_id": f"ready-{uuid.uuid4().hex}", "actor": "tests"},
+                timeout=timeout,
+            )
+        except TimeoutError:
+            raise RuntimeError(f"service not ready after {timeout}s:\n{self.log_tail()}") from None
