@@ -36,8 +36,13 @@ class Suggestion:
 def _order_key(standing: Standing) -> tuple[int, bool, datetime | None, int, str]:
     # Never assigned counts as oldest: (False, None) sorts before every (True, timestamp).
     assigned = standing.last_assigned_at is not None
-    return (standing.meetings, assigned, standing.last_assigned_at, standing.join_seq,
-            standing.user_id)
+    return (
+        standing.meetings,
+        assigned,
+        standing.last_assigned_at,
+        standing.join_seq,
+        standing.user_id,
+    )
 
 
 def rank(standings: Iterable[Standing], exclude: Collection[str] = ()) -> Suggestion:

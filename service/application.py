@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -21,8 +22,8 @@ from events.errors import (
     UnknownRotation,
 )
 from events.rotation import Rotation, rotation_uuid
-from service import contracts as c
 from projections.positions import positions_of
+from service import contracts as c
 
 log = logging.getLogger("rotations.application")
 
@@ -82,69 +83,88 @@ class RotationsApplication(Application[UUID]):
 
     def execute(self, command: c.CommandBase, tracking: Tracking | None = None) -> c.CommandReply:
         """Handle one command exactly once; a known command id gets its original reply."""
-        previous = self.find_receipt(command.command_id)
-        if previous is not None:
-            return self.reply_for_receipt(previous)
         for _attempt in range(self.conflict_retries + 1):
+            previous = self.find_receipt(command.command_id)
+            if previous is not None:
+                return self.reply_for_receipt(previous)
             try:
-                return self._decide_and_save(command, tracking)
+                return self._decide_and_save([(command, tracking)], check_store=True)[0]
             except IntegrityError:
-                previous = self.find_receipt(command.command_id)
-                if previous is not None:
-                    return self.reply_for_receipt(previous)
                 log.info("optimistic concurrency conflict on %s, retrying", command.rotation_id)
         return _rejected(command, Conflict(f"lost {self.conflict_retries + 1} races"))
 
+    def execute_batch(
+        self, items: Sequence[tuple[c.CommandBase, Tracking | None]]
+    ) -> list[c.CommandReply]:
+        """Handle a partition's fetched batch in one transaction, with its last tracking record.
+
+        Decisions are optimistic: duplicates (command ids, meeting ids, existing rotations) and
+        races surface as an integrity error on save, and then each command runs on its own.
+        """
+        if len(items) > 1:
+            try:
+                return self._decide_and_save(items, check_store=False)
+            except (IntegrityError, _RetryAlone):
+                log.info("batch of %d fell back to one-by-one handling", len(items))
+        return [self.execute(command, tracking) for command, tracking in items]
+
     def _decide_and_save(
-        self, command: c.CommandBase, tracking: Tracking | None
-    ) -> c.CommandReply:
+        self, items: Sequence[tuple[c.CommandBase, Tracking | None]], check_store: bool
+    ) -> list[c.CommandReply]:
+        work = _UnitOfWork()
+        decisions = [self._decide(command, work, check_store) for command, _ in items]
+        trackings = [tracking for _, tracking in items if tracking is not None]
+        recordings = self._save(
+            trackings[-1] if trackings else None, *work.rotations.values(), *work.others
+        )
+        positions = {
+            (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+            for r in recordings
+        }
+        return [decision.reply_with(positions) for decision in decisions]
+
+    def _decide(self, command: c.CommandBase, work: _UnitOfWork, check_store: bool) -> _Decision:
+        """Run one command against the domain, collecting its new aggregates in `work`."""
+        if command.command_id in work.command_ids:
+            raise _RetryAlone(command.command_id)
+        work.command_ids.add(command.command_id)
         try:
-            rotation, extra, host_id = self._decide(command)
+            rotation, before, host_id = self._apply(command, work, check_store)
         except RotationError as error:
             reply = _rejected(command, error)
-            self._save(tracking, CommandReceipt(command_id=command.command_id, outcome=_dump(reply)))
-            return reply
-        pending = list(rotation.pending_events)
-        first_version = pending[0].originator_version if pending else rotation.version + 1
-        outcome = c.CommandReply(
+            work.others.append(CommandReceipt(command_id=command.command_id, outcome=_dump(reply)))
+            return _Decision(reply, None, [])
+        new_events = rotation.pending_events[before:]
+        reply = c.CommandReply(
             status="accepted",
             command_id=command.command_id,
             rotation_id=command.rotation_id,
             version=rotation.version,
-            events=[c.EventRef(type=type(e).__name__, position=0) for e in pending],
+            events=[c.EventRef(type=type(e).__name__) for e in new_events],
             host_id=host_id,
         )
-        receipt = CommandReceipt(command_id=command.command_id, outcome=_dump(outcome))
-        recordings = self._save(tracking, rotation, *extra, receipt)
-        positions = {r.domain_event.originator_version: r.notification.id for r in recordings
-                     if r.domain_event.originator_id == rotation.id}
-        outcome.events = [
-            c.EventRef(type=ref.type, position=positions[first_version + i])
-            for i, ref in enumerate(outcome.events)
-        ]
-        return outcome
+        work.others.append(CommandReceipt(command_id=command.command_id, outcome=_dump(reply)))
+        return _Decision(reply, rotation.id, [e.originator_version for e in new_events])
 
-    def reply_for_receipt(self, reply: c.CommandReply) -> c.CommandReply:
-        """Fill in the stored events' positions of a reply read back from a receipt."""
-        if reply.status != "accepted" or not reply.events or reply.version is None:
-            return reply
-        first = reply.version - len(reply.events) + 1
-        found = positions_of(
-            self.recorder, rotation_uuid(reply.rotation_id or ""), first, reply.version
-        )
-        events = [c.EventRef(type=e.type, position=p) for e, p in zip(reply.events, found, strict=False)]
-        return reply.model_copy(update={"events": events})
-
-    def _decide(self, command: c.CommandBase) -> tuple[Rotation, list[Aggregate], str | None]:
-        """Run the command against the domain; returns the rotation and other new aggregates."""
+    def _apply(
+        self, command: c.CommandBase, work: _UnitOfWork, check_store: bool
+    ) -> tuple[Rotation, int, str | None]:
+        """The domain call for each command type; returns rotation, events before, host."""
         now = self.clock()
+        key = rotation_uuid(command.rotation_id)
         if isinstance(command, c.CreateRotation):
-            if rotation_uuid(command.rotation_id) in self.repository:
+            if key in work.rotations or (check_store and key in self.repository):
                 raise RotationExists(f"rotation {command.rotation_id!r} exists")
             members = list(dict.fromkeys(command.members))
-            return Rotation(rotation_id=command.rotation_id, name=command.name, members=members,
-                            at=now), [], None
-        rotation = self.get_rotation(command.rotation_id)
+            rotation = Rotation(
+                rotation_id=command.rotation_id, name=command.name, members=members, at=now
+            )
+            work.rotations[key] = rotation
+            return rotation, 0, None
+        rotation = work.rotations.get(key) or self.get_rotation(command.rotation_id)
+        work.rotations[key] = rotation
+        before = len(rotation.pending_events)
+        host: str | None = None
         if isinstance(command, c.RenameRotation):
             rotation.rename(command.name)
         elif isinstance(command, c.AddMember):
@@ -156,25 +176,54 @@ class RotationsApplication(Application[UUID]):
         elif isinstance(command, c.DeleteRotation):
             rotation.delete()
         elif isinstance(command, c.BookMeeting):
-            rotation._require_live()
-            if meeting_claim_id(command.rotation_id, command.meeting_id) in self.repository:
-                raise DuplicateMeeting(
-                    f"meeting {command.meeting_id!r} is already booked in {command.rotation_id!r}"
-                )
-            host = rotation.book_meeting(
-                meeting_id=command.meeting_id,
-                host_id=command.host_id,
-                record=command.record.model_dump(),
-                starts_at=command.starts_at,
-                at=now,
-            )
-            claim = MeetingClaim(
-                rotation_id=command.rotation_id, meeting_id=command.meeting_id, host_id=host
-            )
-            return rotation, [claim], host
+            host = self._book(rotation, command, work, check_store, now)
         else:  # pragma: no cover - the contract's union is exhaustive
             raise TypeError(f"unhandled command {type(command).__name__}")
-        return rotation, [], None
+        return rotation, before, host
+
+    def _book(
+        self,
+        rotation: Rotation,
+        command: c.BookMeeting,
+        work: _UnitOfWork,
+        check_store: bool,
+        now: datetime,
+    ) -> str:
+        claim_id = meeting_claim_id(command.rotation_id, command.meeting_id)
+        duplicate = claim_id in work.claims or (check_store and claim_id in self.repository)
+        if duplicate and not rotation.deleted:
+            if not check_store:
+                raise _RetryAlone(command.meeting_id)
+            raise DuplicateMeeting(
+                f"meeting {command.meeting_id!r} is already booked in {command.rotation_id!r}"
+            )
+        host = rotation.book_meeting(
+            meeting_id=command.meeting_id,
+            host_id=command.host_id,
+            record=command.record.model_dump(),
+            starts_at=command.starts_at,
+            at=now,
+        )
+        work.claims.add(claim_id)
+        work.others.append(
+            MeetingClaim(
+                rotation_id=command.rotation_id, meeting_id=command.meeting_id, host_id=host
+            )
+        )
+        return host
+
+    def reply_for_receipt(self, reply: c.CommandReply) -> c.CommandReply:
+        """Fill in the stored events' positions of a reply read back from a receipt."""
+        if reply.status != "accepted" or not reply.events or reply.version is None:
+            return reply
+        first = reply.version - len(reply.events) + 1
+        found = positions_of(
+            self.recorder, rotation_uuid(reply.rotation_id or ""), first, reply.version
+        )
+        events = [
+            c.EventRef(type=e.type, position=p) for e, p in zip(reply.events, found, strict=False)
+        ]
+        return reply.model_copy(update={"events": events})
 
     def _save(self, tracking: Tracking | None, *objs: Any) -> list[Any]:
         """Save events (and the tracking record, if any) in one transaction."""
@@ -184,6 +233,38 @@ class RotationsApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+
+class _RetryAlone(Exception):
+    """Something in the batch needs the careful one-by-one path (e.g. a repeated id)."""
+
+
+@dataclass
+class _UnitOfWork:
+    """What one transaction will save: touched rotations and new claims and receipts."""
+
+    rotations: dict[UUID, Rotation] = field(default_factory=dict)
+    others: list[Aggregate] = field(default_factory=list)
+    command_ids: set[str] = field(default_factory=set)
+    claims: set[UUID] = field(default_factory=set)
+
+
+@dataclass
+class _Decision:
+    """A reply waiting for the global positions its events get when saved."""
+
+    reply: c.CommandReply
+    rotation: UUID | None
+    versions: list[int]
+
+    def reply_with(self, positions: dict[tuple[UUID, int], int]) -> c.CommandReply:
+        if self.rotation is None:
+            return self.reply
+        events = [
+            c.EventRef(type=ref.type, position=positions[(self.rotation, version)])
+            for ref, version in zip(self.reply.events, self.versions, strict=True)
+        ]
+        return self.reply.model_copy(update={"events": events})
 
 
 def _rejected(command: c.CommandBase, error: RotationError) -> c.CommandReply:

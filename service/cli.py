@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -35,7 +34,8 @@ def fail(message: str, code: int = 1) -> None:
 @cli.command()
 def serve() -> None:
     """Run the service with settings from the environment (KAFKA_BOOTSTRAP_SERVERS, ROTATIONS_STORE, ...)."""
-    from service.runtime import StartupError, serve as run
+    from service.runtime import StartupError
+    from service.runtime import serve as run
 
     configure_logging()
     try:
@@ -70,7 +70,8 @@ def dev(
 ) -> None:
     """Broker + service + SQLite in one command; Ctrl-C stops both."""
     from service.embedded_broker import start_broker
-    from service.runtime import StartupError, serve as run
+    from service.runtime import StartupError
+    from service.runtime import serve as run
 
     configure_logging()
     running = start_broker(port)
@@ -112,9 +113,16 @@ async def _with_client(action: Any, timeout: float) -> Any:
 
 @cli.command()
 def send(
-    command_type: Annotated[str, typer.Argument(help="CreateRotation, AddMember, BookMeeting, ...; or - to read a JSON command from stdin")],
+    command_type: Annotated[
+        str,
+        typer.Argument(
+            help="CreateRotation, AddMember, BookMeeting, ...; or - to read a JSON command from stdin"
+        ),
+    ],
     rotation_id: Annotated[str | None, typer.Option(help="rotation id")] = None,
-    field: Annotated[list[str] | None, typer.Option(help="NAME=VALUE; lists comma-separated; record=deal:42")] = None,
+    field: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE; lists comma-separated; record=deal:42")
+    ] = None,
     actor: Annotated[str, typer.Option(help="the user issuing the command")] = "cli",
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
@@ -143,7 +151,9 @@ def send(
 def suggest(
     rotation_id: Annotated[str, typer.Argument(help="rotation id")],
     exclude: Annotated[list[str] | None, typer.Option(help="user whose calendar is full")] = None,
-    as_of: Annotated[str | None, typer.Option(help="RFC 3339 instant: answer as it stood then")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="RFC 3339 instant: answer as it stood then")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw reply")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
@@ -159,14 +169,21 @@ def suggest(
         return
     if reply.get("error"):
         fail(f"{reply['error']['code']}: {reply['error']['message']}")
-    table = Table(title=f"{rotation_id}: suggest {reply['host_id'] or 'nobody'} "
-                        f"({reply['reason']}, position {reply['position']})")
+    table = Table(
+        title=f"{rotation_id}: suggest {reply['host_id'] or 'nobody'} "
+        f"({reply['reason']}, position {reply['position']})"
+    )
     for column in ("#", "user", "meetings", "last assigned", "available", "joined"):
         table.add_column(column)
     for i, cand in enumerate(reply["candidates"], 1):
-        table.add_row(str(i), cand["user_id"], str(cand["meetings"]),
-                      cand["last_assigned_at"] or "never", "yes" if cand["available"] else "no",
-                      cand["joined_at"])
+        table.add_row(
+            str(i),
+            cand["user_id"],
+            str(cand["meetings"]),
+            cand["last_assigned_at"] or "never",
+            "yes" if cand["available"] else "no",
+            cand["joined_at"],
+        )
     console.print(table)
 
 

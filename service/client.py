@@ -13,8 +13,7 @@ import uuid
 from types import TracebackType
 from typing import Any, Self
 
-from faststream.kafka import TopicPartition
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
 from service.settings import Settings
@@ -29,7 +28,9 @@ class RotationsClient:
         self.timeout = timeout
         self.reply_topic = f"{self.settings.topic_prefix}replies.{uuid.uuid4().hex}"
         self.broker = KafkaBroker(
-            self.settings.kafka_bootstrap_servers, client_id="rotations-client", linger_ms=0,
+            self.settings.kafka_bootstrap_servers,
+            client_id="rotations-client",
+            linger_ms=0,
             logger=None,
         )
         self._pending: dict[str, asyncio.Future[bytes]] = {}
@@ -55,7 +56,9 @@ class RotationsClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
@@ -98,16 +101,23 @@ class RotationsClient:
         )
         return future
 
-    async def command(self, command: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    async def command(
+        self, command: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
         body = json.dumps(command).encode()
         reply = await self.request_raw(
-            self.settings.commands_topic, body, key=str(command.get("rotation_id", "")),
+            self.settings.commands_topic,
+            body,
+            key=str(command.get("rotation_id", "")),
             timeout=timeout,
         )
         return dict(json.loads(reply))
 
     async def suggest(
-        self, rotation_id: str, exclude: list[str] | None = None, as_of: str | None = None,
+        self,
+        rotation_id: str,
+        exclude: list[str] | None = None,
+        as_of: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
         request: dict[str, Any] = {"rotation_id": rotation_id}
@@ -116,7 +126,9 @@ class RotationsClient:
         if as_of:
             request["as_of"] = as_of
         reply = await self.request_raw(
-            self.settings.suggest_topic, json.dumps(request).encode(), key=rotation_id,
+            self.settings.suggest_topic,
+            json.dumps(request).encode(),
+            key=rotation_id,
             timeout=timeout,
         )
         return dict(json.loads(reply))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from eventsourcing.persistence import Tracking
 from faststream import FastStream
@@ -22,12 +23,21 @@ from projections.point_in_time import suggest_as_of
 from projections.rotation_view import RotationProjector
 from service import contracts as c
 from service.application import RotationsApplication
+from service.kafka_records import (
+    LEGAL_TOPIC,
+    header,
+    headers_of,
+    raw_body,
+    reply_topic,
+    sanitising_parser,
+)
 from service.parsing import InvalidMessage, parse
 from service.settings import Settings
 
 log = logging.getLogger("rotations.kafka")
 
 SUGGEST_ADAPTER: TypeAdapter[c.SuggestHost] = TypeAdapter(c.SuggestHost)
+Record = ConsumerRecord[Any, Any]
 
 
 def tracking_name(cluster_id: str, topic: str, partition: int) -> str:
@@ -35,9 +45,13 @@ def tracking_name(cluster_id: str, topic: str, partition: int) -> str:
     return f"kafka:{cluster_id}:{topic}:{partition}"
 
 
-def tracking_for(cluster_id: str, topic: str, partition: int, offset: int) -> Tracking:
+def tracking_for(cluster_id: str, record: Record) -> Tracking:
     """Kafka position as an eventsourcing tracking record (ids start at 1: offset + 1)."""
-    return Tracking(tracking_name(cluster_id, topic, partition), offset + 1)
+    return Tracking(tracking_name(cluster_id, record.topic, record.partition), record.offset + 1)
+
+
+def dump(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
 
 
 class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -56,7 +70,7 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned = asyncio.Event()
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+        log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self.consumer()
@@ -67,17 +81,8 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             if stored is not None and consumer is not None:
                 consumer.seek(tp, stored)  # tracking id = last handled offset + 1
-        log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
         self.assigned.set()
-
-
-async def raw_body(msg: Any) -> bytes:
-    """Hand handlers the bytes untouched: validation is ours, so bad input gets a reply."""
-    return bytes(msg.body)
-
-
-def dump(model: BaseModel) -> bytes:
-    return model.model_dump_json().encode()
 
 
 class RotationsKafkaApp:
@@ -92,13 +97,13 @@ class RotationsKafkaApp:
         broker: KafkaBroker | None = None,
     ) -> None:
         self.settings = settings
-        self.cluster_id = cluster_id
         self.app = app
         self.projector = projector
+        self.cluster_id = cluster_id
         self.broker = broker or KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id="rotations-service",
-            linger_ms=0,
+            linger_ms=settings.linger_ms,
             graceful_timeout=10.0,
             logger=logging.getLogger("rotations.faststream"),
             log_level=logging.DEBUG,
@@ -107,118 +112,150 @@ class RotationsKafkaApp:
         self.dead_letters = 0
         self._attempts: dict[tuple[int, int], int] = {}
         self.listener = ResumeFromStore(app, cluster_id, lambda: self.command_subscriber.consumer)
-        commands = self.broker.subscriber(
+        self.command_subscriber = self.broker.subscriber(
             settings.commands_topic,
             group_id=settings.group_id,
+            batch=True,
+            max_records=settings.max_batch,
+            batch_timeout_ms=settings.fetch_max_wait_ms,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             listener=self.listener,
+            parser=sanitising_parser,
             decoder=raw_body,
             no_reply=True,
             title="rotations.commands",
-            description="Commands (CreateRotation, AddMember, BookMeeting, ...) keyed by rotation",
+            description="Commands (CreateRotation, AddMember, BookMeeting, ...) keyed by "
+            "rotation id; each is answered on its reply_to topic",
         )
-        self.command_subscriber = commands
-        commands(self.on_command)
-        suggest = self.broker.subscriber(
+        self.command_subscriber(self.on_commands)
+        self.suggest_subscriber = self.broker.subscriber(
             settings.suggest_topic,
             group_id=f"{settings.group_id}-queries",
             # Requests sent while the service starts are answered too.
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             ack_policy=AckPolicy.ACK_FIRST,
+            parser=sanitising_parser,
             decoder=raw_body,
             no_reply=True,
             title="rotations.suggest-host",
             description="Host-suggestion requests, answered on the reply_to topic",
         )
-        self.suggest_subscriber = suggest
-        suggest(self.on_suggest)
+        self.suggest_subscriber(self.on_suggest)
 
     # -- commands ------------------------------------------------------------------------
 
-    async def on_command(self, msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        try:
-            command = parse(c.COMMAND_ADAPTER, msg.body, self.settings.max_message_bytes)
-        except InvalidMessage as error:
-            reply = c.CommandReply(
-                status="rejected",
-                command_id=error.partial.get("command_id"),
-                rotation_id=error.partial.get("rotation_id"),
-                error=c.ErrorBody(code=error.code, message=str(error)),
-            )
-            await self._reject(msg, reply.error, dump(reply))  # type: ignore[arg-type]
+    async def on_commands(self, msg: KafkaMessage) -> None:
+        """A fetched batch: per partition, valid commands are stored in one transaction."""
+        records: Sequence[Record] = msg.raw_message  # type: ignore[assignment]
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition].append(record)
+        for partition_records in by_partition.values():
+            await self._handle_partition(partition_records)
+
+    async def _handle_partition(self, records: list[Record]) -> None:
+        valid: list[tuple[Record, c.CommandBase]] = []
+        for record in records:
+            try:
+                command = parse(
+                    c.COMMAND_ADAPTER, record.value or b"", self.settings.max_message_bytes
+                )
+            except InvalidMessage as error:
+                reply = c.CommandReply(
+                    status="rejected",
+                    command_id=error.partial.get("command_id"),
+                    rotation_id=error.partial.get("rotation_id"),
+                    error=c.ErrorBody(code=error.code, message=str(error)),
+                )
+                await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
+                continue
+            valid.append((record, command))
+        if not valid:
             return
-        tracking = tracking_for(self.cluster_id, record.topic, record.partition, record.offset)
+        items = [(command, tracking_for(self.cluster_id, record)) for record, command in valid]
         try:
-            reply = await asyncio.to_thread(self.handle_command, command, tracking)
+            replies = await asyncio.to_thread(self.handle_commands, items)
         except Exception as error:
-            await self._retry_or_give_up(msg, error)
+            await self._retry_or_give_up(valid, error)
             return
-        self._attempts.pop((record.partition, record.offset), None)
-        if reply.error is not None:
-            await self._reject(msg, reply.error, dump(reply))
-        else:
-            log.info(
-                "command accepted",
-                extra={"command": command.type, "command_id": command.command_id,  # type: ignore[attr-defined]
-                       "rotation_id": command.rotation_id},
-            )
-            await self._reply(msg, dump(reply))
+        for (record, command), reply in zip(valid, replies, strict=True):
+            self._attempts.pop((record.partition, record.offset), None)
+            if reply.error is not None:
+                await self._reject(record, reply.error, dump(reply))
+            else:
+                log.debug(
+                    "command accepted",
+                    extra={
+                        "command": command.type,  # type: ignore[attr-defined]
+                        "command_id": command.command_id,
+                        "rotation_id": command.rotation_id,
+                    },
+                )
+                await self._reply(record, dump(reply))
 
-    async def _retry_or_give_up(self, msg: KafkaMessage, error: Exception) -> None:
-        """Store trouble: back off and let the message be redelivered, a few times at most."""
-        record = msg.raw_message
-        key = (record.partition, record.offset)
+    def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
+        """Store the commands' effects (once), then bring the read model up to date."""
+        replies = self.app.execute_batch(items)
+        self.projector.catch_up()
+        return replies
+
+    async def _retry_or_give_up(
+        self, valid: list[tuple[Record, c.CommandBase]], error: Exception
+    ) -> None:
+        """Store trouble: back off and let the batch be redelivered, a few times at most."""
+        first = valid[0][0]
+        key = (first.partition, first.offset)
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-        log.error("command failed (attempt %d): %r", attempts, error,
-                  extra={"partition": record.partition, "offset": record.offset})
-        if attempts >= self.settings.max_attempts:
-            self._attempts.pop(key, None)
-            body = c.ErrorBody(code="internal", message=f"gave up after {attempts} attempts: "
-                               f"{type(error).__name__}: {error}")
-            reply = c.CommandReply(status="rejected", error=body)
-            await self._reject(msg, body, dump(reply))
-            return
-        await asyncio.sleep(min(0.1 * 2**attempts, 5.0))
-        raise error  # NACK: the consumer seeks back and the message comes again
-
-    def handle_command(self, command: c.CommandBase, tracking: Tracking) -> c.CommandReply:
-        """Store the command's effects (once), then bring the read model up to date."""
-        try:
-            reply = self.app.execute(command, tracking)
-        except RotationError as error:
+        log.error(
+            "commands failed: %r",
+            error,
+            extra={"attempt": attempts, "partition": first.partition, "offset": first.offset},
+        )
+        if attempts < self.settings.max_attempts:
+            await asyncio.sleep(min(0.1 * 2**attempts, 5.0))
+            raise error  # NACK: the consumer seeks back and the batch comes again
+        self._attempts.pop(key, None)
+        body = c.ErrorBody(
+            code="internal",
+            message=f"gave up after {attempts} attempts: {type(error).__name__}: {error}",
+        )
+        for record, command in valid:
             reply = c.CommandReply(
                 status="rejected",
                 command_id=command.command_id,
                 rotation_id=command.rotation_id,
-                error=c.ErrorBody(code=error.code, message=str(error)),
+                error=body,
             )
-        self.projector.catch_up()
-        return reply
+            await self._reject(record, body, dump(reply))
 
     # -- suggestions ---------------------------------------------------------------------
 
     async def on_suggest(self, msg: KafkaMessage) -> None:
+        record: Record = msg.raw_message  # type: ignore[assignment]
         try:
-            request = parse(SUGGEST_ADAPTER, msg.body, self.settings.max_message_bytes)
+            request = parse(SUGGEST_ADAPTER, record.value or b"", self.settings.max_message_bytes)
         except InvalidMessage as error:
             reply = c.SuggestionReply(
                 rotation_id=error.partial.get("rotation_id"),
                 error=c.ErrorBody(code=error.code, message=str(error)),
             )
-            await self._reject(msg, reply.error, dump(reply))  # type: ignore[arg-type]
+            await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
             return
-        reply = await asyncio.to_thread(self.answer_suggestion, request)
-        await self._reply(msg, dump(reply))
+        if request.as_of is None:
+            answer = self.answer_suggestion(request)  # in memory: no thread hop needed
+        else:
+            answer = await asyncio.to_thread(self.answer_suggestion, request)
+        await self._reply(record, dump(answer))
 
     def answer_suggestion(self, request: c.SuggestHost) -> c.SuggestionReply:
         try:
             if request.as_of is not None:
-                answer = suggest_as_of(self.app, request.rotation_id, request.as_of,
-                                       request.exclude)
+                answer = suggest_as_of(
+                    self.app, request.rotation_id, request.as_of, request.exclude
+                )
             else:
                 answer = self.projector.suggest(request.rotation_id, request.exclude)
         except RotationError as error:
@@ -246,52 +283,57 @@ class RotationsKafkaApp:
 
     # -- replies and dead letters --------------------------------------------------------
 
-    async def _reply(self, msg: KafkaMessage, body: bytes) -> bool:
-        reply_to = msg.reply_to
-        if not reply_to:
-            return True
+    async def _reply(self, record: Record, body: bytes) -> str | None:
+        """Answer on the record's reply_to topic; returns why it could not, if it could not."""
+        topic = reply_topic(record)
+        if topic is None:
+            return None
+        if not LEGAL_TOPIC.match(topic):
+            return f"reply_to {topic[:60]!r} is not a legal topic name"
+        headers = {"content-type": "application/json"}
+        correlation_id = header(record, "correlation_id")
         try:
-            await self.broker.publish(
-                body,
-                topic=reply_to,
-                correlation_id=msg.correlation_id,
-                headers={"content-type": "application/json"},
+            await asyncio.wait_for(
+                self.broker.publish(
+                    body, topic=topic, correlation_id=correlation_id, headers=headers
+                ),
+                timeout=self.settings.reply_timeout_seconds,
             )
         except Exception as error:  # an unwritable reply topic must not stop the consumer
-            log.warning("reply to %r failed: %s", reply_to, error)
-            return False
-        return True
+            log.warning("reply failed", extra={"reply_to": topic, "error": repr(error)})
+            return f"reply to {topic!r} failed: {type(error).__name__}"
+        return None
 
-    async def _reject(self, msg: KafkaMessage, error: c.ErrorBody, reply: bytes) -> None:
-        record = msg.raw_message
+    async def _reject(self, record: Record, error: c.ErrorBody, reply: bytes) -> None:
         log.warning(
             "message rejected",
-            extra={"code": error.code, "reason": error.message, "topic": record.topic,
-                   "partition": record.partition, "offset": record.offset},
+            extra={
+                "code": error.code,
+                "reason": error.message,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
         )
-        delivered = await self._reply(msg, reply)
-        if not delivered:
-            error = c.ErrorBody(code=error.code, message=f"{error.message} (reply undeliverable)")
+        undelivered = await self._reply(record, reply)
+        if undelivered:
+            error = c.ErrorBody(code=error.code, message=f"{error.message} ({undelivered})")
         await self.dead_letter(record, error)
 
-    async def dead_letter(self, record: Any, error: c.ErrorBody) -> None:
-        key = record.key.decode("utf-8", "replace") if record.key else None
-        headers = {
-            k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-            for k, v in (record.headers or ())
-        }
+    async def dead_letter(self, record: Record, error: c.ErrorBody) -> None:
         letter = c.DeadLetter(
             source_topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            key=key,
+            key=record.key.decode("utf-8", "replace") if record.key else None,
             error=error,
             original=base64.b64encode(record.value or b"").decode(),
-            headers=headers,
+            headers=headers_of(record),
         )
         await self.broker.publish(
-            dump(letter), topic=self.settings.dead_letter_topic, key=record.key,
+            dump(letter),
+            topic=self.settings.dead_letter_topic,
+            key=record.key,
             headers={"content-type": "application/json"},
         )
         self.dead_letters += 1
-

@@ -28,7 +28,9 @@ def decode_json(body: bytes, max_bytes: int) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidMessage(f"message is not UTF-8: {error.reason} at byte {error.start}") from None
+        raise InvalidMessage(
+            f"message is not UTF-8: {error.reason} at byte {error.start}"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

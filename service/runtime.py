@@ -36,8 +36,9 @@ async def build_service(settings: Settings) -> RotationsKafkaApp:
     log.info("read model caught up", extra={"applied": caught_up, "position": projector.position})
     try:
         cluster_id = await asyncio.wait_for(
-            ensure_topics(settings.kafka_bootstrap_servers, settings.all_topics(),
-                          settings.partitions),
+            ensure_topics(
+                settings.kafka_bootstrap_servers, settings.all_topics(), settings.partitions
+            ),
             timeout=30,
         )
     except Exception as error:
@@ -64,8 +65,11 @@ async def serve(settings: Settings) -> None:
     follower = asyncio.create_task(follow_store(service, settings.projection_poll_seconds))
     log.info(
         "service starting",
-        extra={"bootstrap": settings.kafka_bootstrap_servers, "store": settings.store,
-               "commands": settings.commands_topic},
+        extra={
+            "bootstrap": settings.kafka_bootstrap_servers,
+            "store": settings.store,
+            "commands": settings.commands_topic,
+        },
     )
     try:
         await service.faststream.run()

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything the service reads from its environment, with embedded-friendly defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field("rotations.", alias="ROTATIONS_TOPIC_PREFIX")
@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(10, alias="ROTATIONS_FETCH_MAX_WAIT_MS", ge=0)
     projection_poll_seconds: float = Field(0.2, alias="ROTATIONS_PROJECTION_POLL_SECONDS")
     conflict_retries: int = Field(5, alias="ROTATIONS_CONFLICT_RETRIES", ge=0)
+    max_batch: int = Field(500, alias="ROTATIONS_MAX_BATCH", ge=1)
+    linger_ms: int = Field(0, alias="ROTATIONS_LINGER_MS", ge=0)
+    reply_timeout_seconds: float = Field(10.0, alias="ROTATIONS_REPLY_TIMEOUT_SECONDS")
     max_attempts: int = Field(5, alias="ROTATIONS_MAX_ATTEMPTS", ge=1)
     max_message_bytes: int = Field(1_000_000, alias="ROTATIONS_MAX_MESSAGE_BYTES")
 

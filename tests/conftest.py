@@ -42,7 +42,7 @@ def bootstrap_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
     try:
         broker = start_broker(log_file=tmp_path_factory.mktemp("broker") / "tansu.log")
-    except Exception as error:  # noqa: BLE001 - any failure to start is "unavailable"
+    except Exception as error:
         unavailable(f"the embedded broker ({error})")
         raise
     yield broker.bootstrap_servers

@@ -22,11 +22,15 @@ def command(kind: str, rotation_id: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-async def send(client: RotationsClient, kind: str, rotation_id: str, **fields: Any) -> dict[str, Any]:
+async def send(
+    client: RotationsClient, kind: str, rotation_id: str, **fields: Any
+) -> dict[str, Any]:
     return await client.command(command(kind, rotation_id, **fields))
 
 
-async def book(client: RotationsClient, rotation_id: str, host: str | None = None) -> dict[str, Any]:
+async def book(
+    client: RotationsClient, rotation_id: str, host: str | None = None
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "meeting_id": uuid.uuid4().hex,
         "record": {"type": "deal", "id": "42"},
@@ -40,7 +44,8 @@ async def dead_letters(client: RotationsClient) -> list[dict[str, Any]]:
     """Every record on the dead-letter topic so far, decoded."""
     settings = client.settings
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
         fetch_max_wait_ms=10,
     )
     await consumer.start()

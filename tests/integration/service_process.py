@@ -77,8 +77,12 @@ class ServiceProcess:
         try:
             await client.suggest(f"ready-{uuid.uuid4().hex}", timeout=timeout)
             await client.command(
-                {"type": "DeleteRotation", "command_id": uuid.uuid4().hex,
-                 "rotation_id": f"ready-{uuid.uuid4().hex}", "actor": "tests"},
+                {
+                    "type": "DeleteRotation",
+                    "command_id": uuid.uuid4().hex,
+                    "rotation_id": f"ready-{uuid.uuid4().hex}",
+                    "actor": "tests",
+                },
                 timeout=timeout,
             )
         except TimeoutError:

@@ -31,7 +31,8 @@ async def test_create_book_and_suggest(client: RotationsClient, uid: str) -> Non
     assert answer["host_id"] == "kari"
     assert answer["reason"] == "tie_least_recent"
     assert [(c["user_id"], c["meetings"]) for c in answer["candidates"]] == [
-        ("kari", 1), ("ola", 1)
+        ("kari", 1),
+        ("ola", 1),
     ]
     assert answer["position"] >= second["events"][0]["position"]
 
@@ -87,8 +88,12 @@ async def test_override_books_the_chosen_member(client: RotationsClient, uid: st
         (True, "CreateRotation", {"name": "again", "members": []}, "rotation_exists"),
         (True, "AddMember", {"user_id": "kari"}, "already_member"),
         (True, "RemoveMember", {"user_id": "nobody"}, "unknown_member"),
-        (True, "BookMeeting", {"meeting_id": "m", "host_id": "nobody",
-                               "record": {"type": "deal", "id": "1"}}, "unknown_member"),
+        (
+            True,
+            "BookMeeting",
+            {"meeting_id": "m", "host_id": "nobody", "record": {"type": "deal", "id": "1"}},
+            "unknown_member",
+        ),
     ],
 )
 async def test_domain_errors_are_replied_with_codes(
@@ -126,12 +131,18 @@ async def test_unknown_rotation_suggestion(client: RotationsClient, uid: str) ->
     assert answer["host_id"] is None
 
 
-async def test_redelivered_command_id_gets_original_reply(client: RotationsClient, uid: str) -> None:
+async def test_redelivered_command_id_gets_original_reply(
+    client: RotationsClient, uid: str
+) -> None:
     rotation = f"r-{uid}"
     await send(client, "CreateRotation", rotation, name="Sales", members=["kari", "ola"])
     booking = {
-        "type": "BookMeeting", "command_id": f"cmd-{uid}", "rotation_id": rotation,
-        "actor": "tests", "meeting_id": "m-1", "record": {"type": "deal", "id": "1"},
+        "type": "BookMeeting",
+        "command_id": f"cmd-{uid}",
+        "rotation_id": rotation,
+        "actor": "tests",
+        "meeting_id": "m-1",
+        "record": {"type": "deal", "id": "1"},
     }
     first = await client.command(booking)
     retried = await client.command(booking)
@@ -145,10 +156,12 @@ async def test_redelivered_command_id_gets_original_reply(client: RotationsClien
     [
         (b"{not json", "not JSON"),
         (b"\xff\xfe\x00garbage", "not UTF-8"),
-        (b'{"type": "BookMeeting", "command_id": "c", "rotation_id": "r", "actor": "a"}',
-         "meeting_id"),
+        (
+            b'{"type": "BookMeeting", "command_id": "c", "rotation_id": "r", "actor": "a"}',
+            "meeting_id",
+        ),
         (b'{"type": "Teleport", "command_id": "c", "rotation_id": "r", "actor": "a"}', "type"),
-        (b'[1, 2, 3]', "message"),
+        (b"[1, 2, 3]", "message"),
     ],
 )
 async def test_invalid_messages_are_replied_and_dead_lettered(
@@ -204,8 +217,14 @@ async def test_pipelined_bookings_spread_evenly(client: RotationsClient, uid: st
     futures = [
         await client.send_raw(
             client.settings.commands_topic,
-            json.dumps(command("BookMeeting", rotation, meeting_id=f"m{i}",
-                               record={"type": "ticket", "id": str(i)})).encode(),
+            json.dumps(
+                command(
+                    "BookMeeting",
+                    rotation,
+                    meeting_id=f"m{i}",
+                    record={"type": "ticket", "id": str(i)},
+                )
+            ).encode(),
             key=rotation,
         )
         for i in range(50)
