@@ -105,7 +105,7 @@ class RotationProjector:
             for notification in notifications:
                 if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):
                     continue
-                event = self.mapper.to_domain_event(notification)
+                event: Any = self.mapper.to_domain_event(notification)
                 key = str(event.originator_id)
                 current = touched.get(key) or self._load(key)
                 rotation = event.mutate(current[0] if current else None)
@@ -132,7 +132,7 @@ class RotationProjector:
             topic=row.topic,
             state=row.state,
         )
-        snapshot = self.mapper.to_domain_event(stored)
+        snapshot: Any = self.mapper.to_domain_event(stored)
         rotation = snapshot.mutate(None)
         entry = (rotation, row.position)
         self._remember(key, entry)

@@ -47,7 +47,8 @@ class SQLiteRotationView(SQLiteTrackingRecorder):
         statements = super().construct_create_table_statements()
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {self.view_table} ("
-            "rotation_key TEXT PRIMARY KEY, position INTEGER NOT NULL, version INTEGER NOT NULL, "
+            "rotation_key TEXT PRIMARY KEY, position INTEGER NOT NULL, "
+            "version INTEGER NOT NULL, "
             "topic TEXT NOT NULL, state BLOB NOT NULL)"
         )
         return statements
@@ -67,7 +68,8 @@ class SQLiteRotationView(SQLiteTrackingRecorder):
             c.executemany(
                 f"INSERT INTO {self.view_table} (rotation_key, position, version, topic, state) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (rotation_key) DO UPDATE SET "
-                "position = excluded.position, version = excluded.version, topic = excluded.topic, state = excluded.state",
+                "position = excluded.position, version = excluded.version, "
+                "topic = excluded.topic, state = excluded.state",
                 [(r.rotation_key, r.position, r.version, r.topic, r.state) for r in rows],
             )
             self._insert_tracking(c, tracking)
@@ -84,17 +86,20 @@ class PostgresRotationView(PostgresTrackingRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {0}.{1} ("
-                "rotation_key text PRIMARY KEY, position bigint NOT NULL, version bigint NOT NULL, "
+                "rotation_key text PRIMARY KEY, position bigint NOT NULL, "
+                "version bigint NOT NULL, "
                 "topic text NOT NULL, state bytea NOT NULL)"
             ).format(Identifier(self.datastore.schema), Identifier(table_name))
         )
         self.select_row = SQL(
-            "SELECT rotation_key, position, version, topic, state FROM {0}.{1} WHERE rotation_key = %s"
+            "SELECT rotation_key, position, version, topic, state FROM {0}.{1} "
+            "WHERE rotation_key = %s"
         ).format(Identifier(self.datastore.schema), Identifier(table_name))
         self.upsert_row = SQL(
             "INSERT INTO {0}.{1} (rotation_key, position, version, topic, state) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (rotation_key) DO UPDATE SET "
-            "position = EXCLUDED.position, version = EXCLUDED.version, topic = EXCLUDED.topic, state = EXCLUDED.state"
+            "position = EXCLUDED.position, version = EXCLUDED.version, "
+            "topic = EXCLUDED.topic, state = EXCLUDED.state"
         ).format(Identifier(self.datastore.schema), Identifier(table_name))
 
     def get_row(self, rotation_key: str) -> ViewRow | None:

@@ -60,7 +60,7 @@ class RotationsApplication(Application[UUID]):
 
     def get_rotation(self, rotation_id: str) -> Rotation:
         try:
-            rotation = self.repository.get(rotation_uuid(rotation_id))
+            rotation: Any = self.repository.get(rotation_uuid(rotation_id))
         except AggregateNotFoundError:
             raise UnknownRotation(f"no rotation {rotation_id!r}") from None
         assert isinstance(rotation, Rotation)
@@ -68,7 +68,7 @@ class RotationsApplication(Application[UUID]):
 
     def find_receipt(self, command_id: str) -> c.CommandReply | None:
         try:
-            receipt = self.repository.get(command_receipt_id(command_id))
+            receipt: Any = self.repository.get(command_receipt_id(command_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(receipt, CommandReceipt)

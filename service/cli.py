@@ -33,7 +33,7 @@ def fail(message: str, code: int = 1) -> None:
 
 @cli.command()
 def serve() -> None:
-    """Run the service with settings from the environment (KAFKA_BOOTSTRAP_SERVERS, ROTATIONS_STORE, ...)."""
+    """Run the service, configured from the environment (see the README's table)."""
     from service.runtime import StartupError
     from service.runtime import serve as run
 
@@ -116,7 +116,7 @@ def send(
     command_type: Annotated[
         str,
         typer.Argument(
-            help="CreateRotation, AddMember, BookMeeting, ...; or - to read a JSON command from stdin"
+            help="CreateRotation, AddMember, BookMeeting, ...; - reads a JSON command from stdin"
         ),
     ],
     rotation_id: Annotated[str | None, typer.Option(help="rotation id")] = None,

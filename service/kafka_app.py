@@ -7,7 +7,7 @@ import base64
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -37,7 +37,7 @@ from service.settings import Settings
 log = logging.getLogger("rotations.kafka")
 
 SUGGEST_ADAPTER: TypeAdapter[c.SuggestHost] = TypeAdapter(c.SuggestHost)
-Record = ConsumerRecord[Any, Any]
+Record: TypeAlias = ConsumerRecord[Any, Any]
 
 
 def tracking_name(cluster_id: str, topic: str, partition: int) -> str:
@@ -149,7 +149,7 @@ class RotationsKafkaApp:
 
     async def on_commands(self, msg: KafkaMessage) -> None:
         """A fetched batch: per partition, valid commands are stored in one transaction."""
-        records: Sequence[Record] = msg.raw_message  # type: ignore[assignment]
+        records: Sequence[Record] = msg.raw_message
         by_partition: dict[int, list[Record]] = defaultdict(list)
         for record in records:
             by_partition[record.partition].append(record)
@@ -158,6 +158,7 @@ class RotationsKafkaApp:
 
     async def _handle_partition(self, records: list[Record]) -> None:
         valid: list[tuple[Record, c.CommandBase]] = []
+        command: c.CommandBase
         for record in records:
             try:
                 command = parse(
@@ -189,7 +190,7 @@ class RotationsKafkaApp:
                 log.debug(
                     "command accepted",
                     extra={
-                        "command": command.type,  # type: ignore[attr-defined]
+                        "command": type(command).__name__,
                         "command_id": command.command_id,
                         "rotation_id": command.rotation_id,
                     },
@@ -234,7 +235,7 @@ class RotationsKafkaApp:
     # -- suggestions ---------------------------------------------------------------------
 
     async def on_suggest(self, msg: KafkaMessage) -> None:
-        record: Record = msg.raw_message  # type: ignore[assignment]
+        record: Record = msg.raw_message
         try:
             request = parse(SUGGEST_ADAPTER, record.value or b"", self.settings.max_message_bytes)
         except InvalidMessage as error:

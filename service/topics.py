@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -16,12 +18,10 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: i
         missing = [t for t in topics if t not in existing]
         if not missing:
             return cluster_id
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another instance was first
             await admin.create_topics(
                 [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
             )
-        except TopicAlreadyExistsError:
-            pass  # created concurrently by another instance: fine
         return cluster_id
     finally:
         await admin.close()
