@@ -90,6 +90,12 @@ class RotationsApplication(Application[UUID]):
             try:
                 return self._decide_and_save([(command, tracking)], check_store=True)[0]
             except IntegrityError:
+                if tracking is not None and self.is_tracked(tracking):
+                    # A handled position always has a receipt, so this is an offset reused
+                    # by a recreated topic: handle the command, keep the later position.
+                    log.warning("position %s already tracked; offsets were reused", tracking)
+                    tracking = None
+                    continue
                 log.info("optimistic concurrency conflict on %s, retrying", command.rotation_id)
         return _rejected(command, Conflict(f"lost {self.conflict_retries + 1} races"))
 

@@ -68,6 +68,12 @@ class RotationsClient:
         if future is not None and not future.done():
             future.set_result(msg.body)
 
+    def expect_reply(self, correlation_id: str) -> asyncio.Future[bytes]:
+        """A future for the reply to a message published by other means (e.g. raw bytes)."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        return future
+
     async def request_raw(
         self,
         topic: str,
@@ -89,8 +95,7 @@ class RotationsClient:
     ) -> asyncio.Future[bytes]:
         """Publish and return the future of the reply (for pipelining many requests)."""
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        future = self.expect_reply(correlation_id)
         await self.broker.publish(
             body,
             topic=topic,

@@ -134,6 +134,10 @@ class DeadLetter(BaseModel):
     key: str | None
     error: ErrorBody
     original: str = Field(description="the original bytes, base64-encoded")
+    original_size: int = Field(description="size of the original message in bytes")
+    original_truncated: bool = Field(
+        False, description="true when only the first bytes are kept (the letter must fit Kafka)"
+    )
     headers: dict[str, str] = Field(default_factory=dict)
 
 

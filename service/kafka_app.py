@@ -301,7 +301,7 @@ class RotationsKafkaApp:
                 timeout=self.settings.reply_timeout_seconds,
             )
         except Exception as error:  # an unwritable reply topic must not stop the consumer
-            log.warning("reply failed", extra={"reply_to": topic, "error": repr(error)})
+            log.warning("reply to %s failed: %r", topic, error)
             return f"reply to {topic!r} failed: {type(error).__name__}"
         return None
 
@@ -322,19 +322,37 @@ class RotationsKafkaApp:
         await self.dead_letter(record, error)
 
     async def dead_letter(self, record: Record, error: c.ErrorBody) -> None:
+        """Record the message on the dead-letter topic; too-large originals are truncated."""
+        value = record.value or b""
+        kept = value[: self.settings.dead_letter_max_original_bytes]
         letter = c.DeadLetter(
             source_topic=record.topic,
             partition=record.partition,
             offset=record.offset,
             key=record.key.decode("utf-8", "replace") if record.key else None,
             error=error,
-            original=base64.b64encode(record.value or b"").decode(),
+            original=base64.b64encode(kept).decode(),
+            original_size=len(value),
+            original_truncated=len(kept) < len(value),
             headers=headers_of(record),
         )
-        await self.broker.publish(
-            dump(letter),
-            topic=self.settings.dead_letter_topic,
-            key=record.key,
-            headers={"content-type": "application/json"},
-        )
+        try:
+            await self.broker.publish(
+                dump(letter),
+                topic=self.settings.dead_letter_topic,
+                key=record.key,
+                headers={"content-type": "application/json"},
+            )
+        except Exception as failure:  # the consumer must go on; the log keeps the record
+            log.error(
+                "dead letter not published: %r",
+                failure,
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "code": error.code,
+                },
+            )
+            return
         self.dead_letters += 1

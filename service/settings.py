@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     linger_ms: int = Field(0, alias="ROTATIONS_LINGER_MS", ge=0)
     reply_timeout_seconds: float = Field(10.0, alias="ROTATIONS_REPLY_TIMEOUT_SECONDS")
     max_attempts: int = Field(5, alias="ROTATIONS_MAX_ATTEMPTS", ge=1)
+    dead_letter_max_original_bytes: int = Field(
+        512_000, alias="ROTATIONS_DEAD_LETTER_MAX_ORIGINAL_BYTES", ge=0
+    )
     max_message_bytes: int = Field(1_000_000, alias="ROTATIONS_MAX_MESSAGE_BYTES")
 
     def topic(self, name: str) -> str:

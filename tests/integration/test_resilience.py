@@ -1,0 +1,126 @@
+"""Nothing lost, nothing doubled: SIGKILLs, a second instance, hostile input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+
+from events.rotation import rotation_uuid
+from service.client import RotationsClient
+from tests.integration.helpers import command, send
+from tests.integration.service_process import ServiceProcess
+from tests.integration.store_check import booked_meetings, live_view_equals_rebuild, open_store
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def _send_all(
+    client: RotationsClient, commands: list[dict[str, Any]], timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Publish every command (pipelined) and collect the replies that arrive in time."""
+    futures = {}
+    for cmd in commands:
+        futures[cmd["command_id"]] = await client.send_raw(
+            client.settings.commands_topic, json.dumps(cmd).encode(), key=cmd["rotation_id"]
+        )
+    done, _ = await asyncio.wait(futures.values(), timeout=timeout)
+    replies = {}
+    for command_id, future in futures.items():
+        if future in done and future.exception() is None:
+            replies[command_id] = json.loads(future.result())
+        else:
+            future.cancel()
+    return replies
+
+
+async def test_sigkill_loses_nothing_and_doubles_nothing(
+    client: RotationsClient, service: ServiceProcess, store_url: str, uid: str
+) -> None:
+    rotations = [f"crash-{uid}-{i}" for i in range(10)]
+    for rotation in rotations:
+        await send(client, "CreateRotation", rotation, name="Crash", members=list("abcde"))
+    commands = [
+        command(
+            "BookMeeting",
+            random.choice(rotations),
+            meeting_id=f"m{i}",
+            record={"type": "deal", "id": str(i)},
+        )
+        for i in range(3000)
+    ]
+    kills = 0
+
+    async def killer() -> None:
+        nonlocal kills
+        for _ in range(3):
+            await asyncio.sleep(random.uniform(0.2, 1.5))
+            service.kill()
+            kills += 1
+            service.start()
+
+    killing = asyncio.create_task(killer())
+    replies = await _send_all(client, commands, timeout=30)
+    await killing
+    await service.wait_ready(client)
+    first_round = len(replies)
+    rounds = 0
+    while len(replies) < len(commands) and rounds < 5:  # clients retry what was not acked
+        rounds += 1
+        missing = [c for c in commands if c["command_id"] not in replies]
+        replies.update(await _send_all(client, missing, timeout=60))
+
+    app = open_store(store_url)
+    try:
+        counts = booked_meetings(app)
+        mine = {(str(rotation_uuid(c["rotation_id"])), c["meeting_id"]): c for c in commands}
+        duplicates = sum(1 for key in mine if counts[key] > 1)
+        lost = sum(1 for key in mine if counts[key] == 0)
+        differing = live_view_equals_rebuild(app, rotations)
+    finally:
+        app.close()
+    print(
+        f"\ncrash test [{store_url.split(':')[0]}]: sent={len(commands)} kills={kills} "
+        f"acked_first_round={first_round} retry_rounds={rounds} acked={len(replies)} "
+        f"duplicates={duplicates} lost={lost} view_differs={len(differing)}"
+    )
+    assert kills == 3
+    assert len(replies) == len(commands), "some commands were never acknowledged"
+    assert all(r["status"] == "accepted" for r in replies.values())
+    assert duplicates == 0
+    assert lost == 0
+    assert differing == []
+
+
+async def test_second_instance_and_burst_keep_counts_even(
+    client: RotationsClient, service: ServiceProcess, uid: str
+) -> None:
+    rotation = f"burst-{uid}"
+    await send(client, "CreateRotation", rotation, name="Burst", members=list("vwxyz"))
+    second = ServiceProcess(
+        service.env["KAFKA_BOOTSTRAP_SERVERS"],
+        service.env["ROTATIONS_STORE"],
+        service.log_path.parent,
+    )
+    second.env = {**service.env}
+    second.start()  # joins the same group: a rebalance starts while the burst is in flight
+    try:
+        burst = [
+            command("BookMeeting", rotation, meeting_id=f"b{i}", record={"type": "deal", "id": "1"})
+            for i in range(200)
+        ]
+        replies = await _send_all(client, burst, timeout=120)
+        assert len(replies) == 200
+        assert all(r["status"] == "accepted" for r in replies.values())
+        counts = {
+            c["user_id"]: c["meetings"] for c in (await client.suggest(rotation))["candidates"]
+        }
+        assert sum(counts.values()) == 200
+        assert max(counts.values()) - min(counts.values()) <= 1
+    finally:
+        second.stop()
+    await service.wait_ready(client)
