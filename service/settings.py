@@ -29,6 +29,8 @@ class Settings(BaseSettings):
         512_000, alias="ROTATIONS_DEAD_LETTER_MAX_ORIGINAL_BYTES", ge=0
     )
     max_message_bytes: int = Field(1_000_000, alias="ROTATIONS_MAX_MESSAGE_BYTES")
+    # Health, metrics and the AsyncAPI document over HTTP; 0 turns the HTTP server off.
+    http_port: int = Field(8080, alias="ROTATIONS_HTTP_PORT", ge=0, le=65535)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
