@@ -33,6 +33,7 @@ from service.kafka_records import (
 )
 from service.parsing import InvalidMessage, parse
 from service.settings import Settings
+from service.topics import describe_cluster_id
 
 log = logging.getLogger("rotations.kafka")
 
@@ -62,9 +63,14 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
     """
 
     def __init__(
-        self, app: RotationsApplication, cluster_id: str, consumer: Callable[[], Any]
+        self,
+        app: RotationsApplication,
+        cluster_id: str,
+        consumer: Callable[[], Any],
+        bootstrap_servers: str,
     ) -> None:
         self.app = app
+        self.bootstrap_servers = bootstrap_servers
         self.cluster_id = cluster_id
         self.consumer = consumer
         self.assigned = asyncio.Event()
@@ -74,6 +80,8 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self.consumer()
+        if consumer is not None:
+            await self._refresh_cluster_id()
         for tp in assigned:
             stored = await asyncio.to_thread(
                 self.app.recorder.max_tracking_id,
@@ -83,6 +91,17 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
                 consumer.seek(tp, stored)  # tracking id = last handled offset + 1
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
         self.assigned.set()
+
+    async def _refresh_cluster_id(self) -> None:
+        """A broker that came back as a new cluster restarts offsets: track under its id."""
+        try:
+            current = await describe_cluster_id(self.bootstrap_servers)
+        except Exception as error:  # keep the known id; the next assignment tries again
+            log.warning("cluster id lookup failed: %r", error)
+            return
+        if current != self.cluster_id:
+            log.warning("broker cluster changed", extra={"old": self.cluster_id, "new": current})
+            self.cluster_id = current
 
 
 class RotationsKafkaApp:
@@ -99,7 +118,6 @@ class RotationsKafkaApp:
         self.settings = settings
         self.app = app
         self.projector = projector
-        self.cluster_id = cluster_id
         self.broker = broker or KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id="rotations-service",
@@ -111,7 +129,12 @@ class RotationsKafkaApp:
         self.faststream = FastStream(self.broker)
         self.dead_letters = 0
         self._attempts: dict[tuple[int, int], int] = {}
-        self.listener = ResumeFromStore(app, cluster_id, lambda: self.command_subscriber.consumer)
+        self.listener = ResumeFromStore(
+            app,
+            cluster_id,
+            lambda: self.command_subscriber.consumer,
+            settings.kafka_bootstrap_servers,
+        )
         self.command_subscriber = self.broker.subscriber(
             settings.commands_topic,
             group_id=settings.group_id,
@@ -176,7 +199,8 @@ class RotationsKafkaApp:
             valid.append((record, command))
         if not valid:
             return
-        items = [(command, tracking_for(self.cluster_id, record)) for record, command in valid]
+        cluster_id = self.listener.cluster_id
+        items = [(command, tracking_for(cluster_id, record)) for record, command in valid]
         try:
             replies = await asyncio.to_thread(self.handle_commands, items)
         except Exception as error:

@@ -59,10 +59,23 @@ async def follow_store(service: RotationsKafkaApp, interval: float) -> None:
             log.exception("read model catch-up failed; will retry")
 
 
+async def keep_topics(settings: Settings, interval: float = 10.0) -> None:
+    """Recreate missing topics, e.g. after an in-memory broker restarted empty."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers, settings.all_topics(), settings.partitions
+            )
+        except Exception as error:
+            log.warning("topic check failed: %r", error)
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM."""
     service = await build_service(settings)
     follower = asyncio.create_task(follow_store(service, settings.projection_poll_seconds))
+    topic_keeper = asyncio.create_task(keep_topics(settings))
     log.info(
         "service starting",
         extra={
@@ -74,8 +87,9 @@ async def serve(settings: Settings) -> None:
     try:
         await service.faststream.run()
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
+        for task in (follower, topic_keeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         service.app.close()
         log.info("service stopped")
