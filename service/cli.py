@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -27,7 +28,8 @@ err = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    one_line = " ".join(message.split())
+    err.print(f"[red]error:[/red] {one_line}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -111,6 +113,19 @@ async def _with_client(action: Any, timeout: float) -> Any:
         return await action(client)
 
 
+def _talk(action: Any, timeout: float) -> Any:
+    """Run one request; every failure becomes one clear line and a non-zero exit."""
+    from aiokafka.errors import KafkaError
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one line below says it
+    try:
+        return asyncio.run(_with_client(action, timeout))
+    except TimeoutError:
+        fail(f"no reply within {timeout}s: is the service running?")
+    except (KafkaError, OSError) as error:
+        fail(f"cannot talk to the broker at {Settings().kafka_bootstrap_servers}: {error}")
+
+
 @cli.command()
 def send(
     command_type: Annotated[
@@ -138,10 +153,7 @@ def send(
             if not sep:
                 fail(f"--field takes NAME=VALUE, got {item!r}")
             command[name.replace("-", "_")] = _field_value(name, raw)
-    try:
-        reply = asyncio.run(_with_client(lambda client: client.command(command), timeout))
-    except TimeoutError:
-        fail(f"no reply within {timeout}s: is the service running?")
+    reply = _talk(lambda client: client.command(command), timeout)
     console.print_json(data=reply)
     if reply.get("status") != "accepted":
         raise typer.Exit(1)
@@ -158,12 +170,7 @@ def suggest(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
     """Ask for the host suggestion and print the ranked candidates."""
-    try:
-        reply = asyncio.run(
-            _with_client(lambda client: client.suggest(rotation_id, exclude, as_of), timeout)
-        )
-    except TimeoutError:
-        fail(f"no reply within {timeout}s: is the service running?")
+    reply = _talk(lambda client: client.suggest(rotation_id, exclude, as_of), timeout)
     if as_json:
         console.print_json(data=reply)
         return
