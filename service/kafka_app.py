@@ -269,10 +269,7 @@ class RotationsKafkaApp:
             )
             await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
             return
-        if request.as_of is None:
-            answer = self.answer_suggestion(request)  # in memory: no thread hop needed
-        else:
-            answer = await asyncio.to_thread(self.answer_suggestion, request)
+        answer = await asyncio.to_thread(self.answer_suggestion, request)
         await self._reply(record, dump(answer))
 
     def answer_suggestion(self, request: c.SuggestHost) -> c.SuggestionReply:
@@ -282,6 +279,9 @@ class RotationsKafkaApp:
                     self.app, request.rotation_id, request.as_of, request.exclude
                 )
             else:
+                # Reflect every command acknowledged before this request, including those
+                # another instance stored: one indexed read when nothing is new.
+                self.projector.catch_up()
                 answer = self.projector.suggest(request.rotation_id, request.exclude)
         except RotationError as error:
             return c.SuggestionReply(

@@ -33,7 +33,12 @@ def rotations(
 
 def test_dev_send_suggest_and_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "ROTATIONS_HTTP_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
     env.pop("ROTATIONS_STORE", None)
     dev = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "dev", "--port", str(port)],

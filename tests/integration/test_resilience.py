@@ -11,6 +11,7 @@ import pytest
 
 from events.rotation import rotation_uuid
 from service.client import RotationsClient
+from service.embedded_broker import free_port
 from tests.integration.helpers import command, send
 from tests.integration.service_process import ServiceProcess
 from tests.integration.store_check import booked_meetings, live_view_equals_rebuild, open_store
@@ -105,14 +106,24 @@ async def test_second_instance_and_burst_keep_counts_even(
         service.env["ROTATIONS_STORE"],
         service.log_path.parent,
     )
-    second.env = {**service.env}
+    second.env = {**service.env, "ROTATIONS_HTTP_PORT": str(free_port())}
     second.start()  # joins the same group: a rebalance starts while the burst is in flight
     try:
         burst = [
             command("BookMeeting", rotation, meeting_id=f"b{i}", record={"type": "deal", "id": "1"})
             for i in range(200)
         ]
-        replies = await _send_all(client, burst, timeout=120)
+        replies: dict[str, dict[str, Any]] = {}
+        waves = [burst[i : i + 5] for i in range(0, 200, 5)]
+        deadline = asyncio.get_running_loop().time() + 90
+        while waves and asyncio.get_running_loop().time() < deadline:
+            # Spread over the second instance's join and the rebalance it causes.
+            if "partitions assigned" not in second.log_tail(200) or len(waves) <= 10:
+                replies.update(await _send_all(client, waves.pop(0), 120))
+            await asyncio.sleep(0.3)
+        for wave in waves:
+            replies.update(await _send_all(client, wave, 120))
+        assert "partitions assigned" in second.log_tail(400), "no rebalance happened"
         assert len(replies) == 200
         assert all(r["status"] == "accepted" for r in replies.values())
         counts = {
