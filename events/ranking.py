@@ -22,6 +22,13 @@ class Standing:
     available: bool
     joined_at: datetime
     join_seq: int
+    eligible: bool = True
+    why: str | None = None
+
+    @property
+    def can_host(self) -> bool:
+        """Available and eligible: the only members ever suggested or auto-assigned."""
+        return self.available and self.eligible
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,12 @@ def _order_key(standing: Standing) -> tuple[int, bool, datetime | None, int, str
 def rank(standings: Iterable[Standing], exclude: Collection[str] = ()) -> Suggestion:
     """Rank members: fewest meetings, then oldest last assignment, then join order, then id.
 
-    Unavailable and excluded members are listed after the eligible ones and never suggested.
+    Unavailable, ineligible and excluded members are listed after the others and never
+    suggested.
     """
     ordered = sorted(standings, key=_order_key)
-    eligible = [s for s in ordered if s.available and s.user_id not in exclude]
-    others = [s for s in ordered if not (s.available and s.user_id not in exclude)]
+    eligible = [s for s in ordered if s.can_host and s.user_id not in exclude]
+    others = [s for s in ordered if not (s.can_host and s.user_id not in exclude)]
     candidates = tuple(eligible + others)
     if not eligible:
         return Suggestion(None, NO_AVAILABLE_MEMBER, candidates)

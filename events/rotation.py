@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -10,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from events.errors import (
     AlreadyMember,
+    IneligibleMember,
     NoAvailableMember,
     RotationDeleted,
     UnknownMember,
@@ -19,6 +21,9 @@ from events.ranking import Standing, Suggestion, rank
 ROTATION_NAMESPACE = uuid5(NAMESPACE_URL, "meeting-rotations/rotation")
 RECORD_TYPES = ("contact", "company", "deal", "ticket")
 OVERRIDE = "override"
+DIRECT = "direct"
+# Reason of a booking stored before decision records existed (MeetingBooked v1).
+NOT_RECORDED = "not_recorded"
 
 
 class MemberRecord(TypedDict):
@@ -46,7 +51,13 @@ def standing_to_dict(standing: Standing) -> dict[str, Any]:
         "available": standing.available,
         "joined_at": standing.joined_at,
         "join_seq": standing.join_seq,
+        "eligible": standing.eligible,
+        "why": standing.why,
     }
+
+
+def team_source(team_id: str) -> str:
+    return f"team:{team_id}"
 
 
 class Rotation(Aggregate):
@@ -56,12 +67,113 @@ class Rotation(Aggregate):
     def create_id(rotation_id: str, **_: Any) -> UUID:
         return rotation_uuid(rotation_id)
 
-    @event("Created")
+    # -- event schemas -------------------------------------------------------------------
+    # Every event states its schema version (eventsourcing stores `class_version` when it
+    # is above 1 and calls `upcast_vN_vN+1` on older stored state before reconstructing).
+    # Changing an event's fields means: bump its class_version and add the upcast.
+
+    class Created(Aggregate.Created):
+        """v1: rotation_id, name, members, at."""
+
+        class_version = 1
+        rotation_id: str
+        name: str
+        members: list[str]
+        at: datetime
+
+    class Renamed(Aggregate.Event):
+        """v1: name."""
+
+        class_version = 1
+        name: str
+
+    class MemberAdded(Aggregate.Event):
+        """v1: user_id, at."""
+
+        class_version = 1
+        user_id: str
+        at: datetime
+
+    class MemberRemoved(Aggregate.Event):
+        """v1: user_id."""
+
+        class_version = 1
+        user_id: str
+
+    class AvailabilityToggled(Aggregate.Event):
+        """v1: user_id, available."""
+
+        class_version = 1
+        user_id: str
+        available: bool
+
+    class MeetingBooked(Aggregate.Event):
+        """v2 adds the decision record (suggested host, override, reason, candidates).
+
+        v1 held the booking only: meeting_id and host_id, and possibly record, starts_at
+        and at. Events stored by this code before versioning carry no class_version, so
+        they read as v1 too; the upcast only fills in what is missing.
+        """
+
+        class_version = 2
+        meeting_id: str
+        host_id: str
+        suggested_host_id: str | None
+        override: bool
+        reason: str
+        candidates: list[dict[str, Any]]
+        record: dict[str, str]
+        starts_at: datetime | None
+        at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """No decision record: say so (reason "not_recorded") instead of inventing one."""
+            state.setdefault("suggested_host_id", None)
+            state.setdefault("override", False)
+            state.setdefault("reason", NOT_RECORDED)
+            state.setdefault("candidates", [])
+            state.setdefault("record", {})
+            state.setdefault("starts_at", None)
+            state.setdefault("at", state["timestamp"])
+
+    class TeamAdded(Aggregate.Event):
+        """v1: team_id, members (the team's members then), at."""
+
+        class_version = 1
+        team_id: str
+        members: list[str]
+        at: datetime
+
+    class TeamRemoved(Aggregate.Event):
+        """v1: team_id."""
+
+        class_version = 1
+        team_id: str
+
+    class TeamMembersChanged(Aggregate.Event):
+        """v1: team_id, joined and left (user ids), at."""
+
+        class_version = 1
+        team_id: str
+        joined: list[str]
+        left: list[str]
+        at: datetime
+
+    class Deleted(Aggregate.Event):
+        """v1: no fields."""
+
+        class_version = 1
+
+    @event(Created)
     def __init__(self, rotation_id: str, name: str, members: list[str], at: datetime) -> None:
         self.rotation_id = rotation_id
         self.name = name
         self.deleted = False
         self.members: dict[str, MemberRecord] = {}
+        # Why each member is here: "direct" and/or "team:<id>"; it leaves when none is left.
+        self.member_sources: dict[str, list[str]] = {}
+        self.teams: dict[str, list[str]] = {}
         self.next_join_seq = 0
         self.total_meetings = 0
         self.last_reset_at: datetime | None = at if members else None
@@ -70,11 +182,25 @@ class Rotation(Aggregate):
 
     # -- queries -------------------------------------------------------------------------
 
-    def standings(self) -> list[Standing]:
-        return [Standing(**record) for record in self.members.values()]
+    def standings(self, ineligible: Mapping[str, str] | None = None) -> list[Standing]:
+        """Each member's standing; `ineligible` maps user ids to why they cannot host."""
+        why = ineligible or {}
+        return [
+            Standing(
+                **record, eligible=record["user_id"] not in why, why=why.get(record["user_id"])
+            )
+            for record in self.members.values()
+        ]
 
-    def suggest(self, exclude: list[str] | tuple[str, ...] = ()) -> Suggestion:
-        return rank(self.standings(), exclude)
+    def suggest(
+        self,
+        exclude: list[str] | tuple[str, ...] = (),
+        ineligible: Mapping[str, str] | None = None,
+    ) -> Suggestion:
+        return rank(self.standings(ineligible), exclude)
+
+    def sources_of(self, user_id: str) -> list[str]:
+        return list(self.member_sources.get(user_id, [DIRECT]))
 
     # -- commands ------------------------------------------------------------------------
 
@@ -87,6 +213,31 @@ class Rotation(Aggregate):
         if user_id in self.members:
             raise AlreadyMember(f"{user_id!r} is already a member of {self.rotation_id!r}")
         self._member_added(user_id=user_id, at=at)
+
+    def add_team(self, team_id: str, members: list[str], at: datetime) -> None:
+        """The team's members join with it (a reset, as any join); they leave with it."""
+        self._require_live()
+        if team_id in self.teams:
+            raise AlreadyMember(f"team {team_id!r} is already in {self.rotation_id!r}")
+        self._team_added(team_id=team_id, members=list(dict.fromkeys(members)), at=at)
+
+    def remove_team(self, team_id: str) -> None:
+        self._require_live()
+        if team_id not in self.teams:
+            raise UnknownMember(f"team {team_id!r} is not in {self.rotation_id!r}")
+        self._team_removed(team_id=team_id)
+
+    def team_changed(self, team_id: str, members: list[str], at: datetime) -> bool:
+        """Follow a team's new member list; returns whether anything changed here."""
+        if self.deleted or team_id not in self.teams:
+            return False
+        before = self.teams[team_id]
+        joined = [u for u in dict.fromkeys(members) if u not in before]
+        left = [u for u in before if u not in members]
+        if not joined and not left:
+            return False
+        self._team_members_changed(team_id=team_id, joined=joined, left=left, at=at)
+        return True
 
     def remove_member(self, user_id: str) -> None:
         self._require_member(user_id)
@@ -103,16 +254,22 @@ class Rotation(Aggregate):
         record: dict[str, str],
         starts_at: datetime | None,
         at: datetime,
+        ineligible: Mapping[str, str] | None = None,
     ) -> str:
-        """Book a meeting; without a host the current suggestion hosts. Returns the host."""
+        """Book a meeting; without a host the current suggestion hosts. Returns the host.
+
+        An explicit host may be unavailable (an override) but never ineligible.
+        """
         self._require_live()
-        suggestion = self.suggest()
+        suggestion = self.suggest(ineligible=ineligible)
         if host_id is None:
             if suggestion.host_id is None:
                 raise NoAvailableMember(f"no available member in {self.rotation_id!r}")
             host_id = suggestion.host_id
         elif host_id not in self.members:
             raise UnknownMember(f"{host_id!r} is not a member of {self.rotation_id!r}")
+        elif ineligible and host_id in ineligible:
+            raise IneligibleMember(f"{host_id!r} cannot host meetings: {ineligible[host_id]}")
         is_override = host_id != suggestion.host_id
         self._meeting_booked(
             meeting_id=meeting_id,
@@ -133,23 +290,47 @@ class Rotation(Aggregate):
 
     # -- events --------------------------------------------------------------------------
 
-    @event("Renamed")
+    @event(Renamed)
     def _renamed(self, name: str) -> None:
         self.name = name
 
-    @event("MemberAdded")
+    @event(MemberAdded)
     def _member_added(self, user_id: str, at: datetime) -> None:
         self._join(user_id, at)
 
-    @event("MemberRemoved")
+    @event(MemberRemoved)
     def _member_removed(self, user_id: str) -> None:
         del self.members[user_id]
+        self.member_sources.pop(user_id, None)
 
-    @event("AvailabilityToggled")
+    @event(TeamAdded)
+    def _team_added(self, team_id: str, members: list[str], at: datetime) -> None:
+        self.teams[team_id] = list(members)
+        for user_id in members:
+            self._add_source(user_id, team_source(team_id), at)
+
+    @event(TeamRemoved)
+    def _team_removed(self, team_id: str) -> None:
+        for user_id in self.teams.pop(team_id):
+            self._drop_source(user_id, team_source(team_id))
+
+    @event(TeamMembersChanged)
+    def _team_members_changed(
+        self, team_id: str, joined: list[str], left: list[str], at: datetime
+    ) -> None:
+        members = self.teams[team_id]
+        for user_id in joined:
+            members.append(user_id)
+            self._add_source(user_id, team_source(team_id), at)
+        for user_id in left:
+            members.remove(user_id)
+            self._drop_source(user_id, team_source(team_id))
+
+    @event(AvailabilityToggled)
     def _availability_toggled(self, user_id: str, available: bool) -> None:
         self.members[user_id]["available"] = available
 
-    @event("MeetingBooked")
+    @event(MeetingBooked)
     def _meeting_booked(
         self,
         meeting_id: str,
@@ -167,13 +348,30 @@ class Rotation(Aggregate):
         member["last_assigned_at"] = at
         self.total_meetings += 1
 
-    @event("Deleted")
+    @event(Deleted)
     def _deleted(self) -> None:
         self.deleted = True
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _join(self, user_id: str, at: datetime) -> None:
+    def _add_source(self, user_id: str, source: str, at: datetime) -> None:
+        if user_id not in self.members:
+            self._join(user_id, at, source)
+        elif source not in self.sources_of(user_id):
+            self.member_sources[user_id] = [*self.sources_of(user_id), source]
+
+    def _drop_source(self, user_id: str, source: str) -> None:
+        """A member stays while anything (a direct add, another team) still holds it."""
+        if user_id not in self.members:
+            return
+        remaining = [s for s in self.sources_of(user_id) if s != source]
+        if remaining:
+            self.member_sources[user_id] = remaining
+        else:
+            del self.members[user_id]
+            self.member_sources.pop(user_id, None)
+
+    def _join(self, user_id: str, at: datetime, source: str = DIRECT) -> None:
         """A join resets every member's count so distribution is even from now on."""
         for record in self.members.values():
             record["meetings"] = 0
@@ -185,6 +383,7 @@ class Rotation(Aggregate):
             joined_at=at,
             join_seq=self.next_join_seq,
         )
+        self.member_sources[user_id] = [source]
         self.next_join_seq += 1
         self.last_reset_at = at
 

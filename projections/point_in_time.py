@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from events.directory import DirectoryUser, user_uuid
 from events.errors import RotationDeleted, UnknownRotation
 from events.rotation import Rotation, rotation_uuid
 from projections.positions import positions_of
@@ -22,6 +23,37 @@ def rotation_as_of(app: Any, rotation_id: str, as_of: datetime) -> Rotation | No
     return rotation
 
 
+def user_as_of(app: Any, user_id: str, as_of: datetime) -> DirectoryUser | None:
+    """A directory user as the directory had described them at `as_of`."""
+    user: DirectoryUser | None = None
+    for event in app.events.get(user_uuid(user_id)):
+        if event.timestamp > as_of:
+            break
+        user = event.mutate(user)
+    return user
+
+
+def ineligible_as_of(
+    app: Any, user_ids: Sequence[str], as_of: datetime
+) -> tuple[dict[str, str], int]:
+    """Who could not host at `as_of` and why, and the last directory position that says so."""
+    if not getattr(app, "directory_required", False):
+        return {}, 0
+    why: dict[str, str] = {}
+    position = 0
+    for user_id in user_ids:
+        user = user_as_of(app, user_id, as_of)
+        if user is None:
+            why[user_id] = "unknown_user"
+            continue
+        reason = user.ineligibility()
+        if reason is not None:
+            why[user_id] = reason
+        (last,) = positions_of(app.recorder, user.id, user.version, user.version)
+        position = max(position, last)
+    return why, position
+
+
 def suggest_as_of(
     app: Any, rotation_id: str, as_of: datetime, exclude: Sequence[str] = ()
 ) -> ViewAnswer:
@@ -32,4 +64,6 @@ def suggest_as_of(
     if rotation.deleted:
         raise RotationDeleted(f"rotation {rotation_id!r} was deleted by {as_of.isoformat()}")
     (position,) = positions_of(app.recorder, rotation.id, rotation.version, rotation.version)
-    return ViewAnswer(rotation.suggest(tuple(exclude)), position, rotation)
+    ineligible, directory_position = ineligible_as_of(app, list(rotation.members), as_of)
+    suggestion = rotation.suggest(tuple(exclude), ineligible)
+    return ViewAnswer(suggestion, max(position, directory_position), rotation)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -151,8 +151,16 @@ class RotationProjector:
 
     # -- queries -------------------------------------------------------------------------
 
-    def suggest(self, rotation_id: str, exclude: Sequence[str] = ()) -> ViewAnswer:
-        """Rank the rotation's members as the read model has them now."""
+    def suggest(
+        self,
+        rotation_id: str,
+        exclude: Sequence[str] = (),
+        ineligible: Callable[[list[str]], Mapping[str, str]] | None = None,
+    ) -> ViewAnswer:
+        """Rank the rotation's members as the read model has them now.
+
+        `ineligible` says which users cannot host (from the directory), by user id.
+        """
         with self._lock:
             entry = self._load(key_of(rotation_id))
             if entry is None:
@@ -160,7 +168,10 @@ class RotationProjector:
             rotation, _ = entry
             if rotation.deleted:
                 raise RotationDeleted(f"rotation {rotation_id!r} was deleted")
-            return ViewAnswer(rotation.suggest(tuple(exclude)), self.position, rotation)
+            members = list(rotation.members)
+        why = ineligible(members) if ineligible else None
+        with self._lock:
+            return ViewAnswer(rotation.suggest(tuple(exclude), why), self.position, rotation)
 
     def state(self, rotation_id: str) -> Rotation | None:
         with self._lock:

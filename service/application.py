@@ -14,11 +14,24 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from events.claims import CommandReceipt, MeetingClaim, command_receipt_id, meeting_claim_id
+from events.directory import (
+    MANAGE_ROTATIONS,
+    SCHEDULE_FOR_OTHERS,
+    DirectoryUser,
+    Team,
+    TeamLinks,
+    team_links_uuid,
+    team_uuid,
+    user_uuid,
+)
 from events.errors import (
     Conflict,
     DuplicateMeeting,
+    Forbidden,
+    IneligibleMember,
     RotationError,
     RotationExists,
+    UnknownMember,
     UnknownRotation,
 )
 from events.rotation import Rotation, rotation_uuid
@@ -45,12 +58,18 @@ class RotationsApplication(Application[UUID]):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Rotation: 200}
 
     def __init__(
-        self, env: dict[str, str] | None = None, clock: Clock = utc_now, conflict_retries: int = 5
+        self,
+        env: dict[str, str] | None = None,
+        clock: Clock = utc_now,
+        conflict_retries: int = 5,
+        directory: str = "open",
     ) -> None:
         super().__init__(env)
         self.recorder: ProcessRecorder
         self.clock = clock
         self.conflict_retries = conflict_retries
+        # "required": the directory decides eligibility and permissions; "open": all allowed.
+        self.directory_required = directory == "required"
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder, so events and tracking records commit together."""
@@ -66,13 +85,36 @@ class RotationsApplication(Application[UUID]):
         assert isinstance(rotation, Rotation)
         return rotation
 
+    def find_user(self, user_id: str) -> DirectoryUser | None:
+        try:
+            user: Any = self.repository.get(user_uuid(user_id))
+        except AggregateNotFoundError:
+            return None
+        return user  # type: ignore[no-any-return]
+
+    def ineligible_users(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """Why each of these users cannot host now (absent when they can)."""
+        if not self.directory_required:
+            return {}
+        found: dict[str, str] = {}
+        for user_id in user_ids:
+            user = self.find_user(user_id)
+            why = "unknown_user" if user is None else user.ineligibility()
+            if why is not None:
+                found[user_id] = why
+        return found
+
     def find_receipt(self, command_id: str) -> c.CommandReply | None:
+        outcome = self._receipt_outcome(command_id)
+        return None if outcome is None else c.CommandReply.model_validate(outcome)
+
+    def _receipt_outcome(self, command_id: str) -> dict[str, Any] | None:
         try:
             receipt: Any = self.repository.get(command_receipt_id(command_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(receipt, CommandReceipt)
-        return c.CommandReply.model_validate(receipt.outcome)
+        return dict(receipt.outcome)
 
     def is_tracked(self, tracking: Tracking) -> bool:
         """Was the message at this position already handled (its effects stored)?"""
@@ -121,7 +163,10 @@ class RotationsApplication(Application[UUID]):
         decisions = [self._decide(command, work, check_store) for command, _ in items]
         trackings = [tracking for _, tracking in items if tracking is not None]
         recordings = self._save(
-            trackings[-1] if trackings else None, *work.rotations.values(), *work.others
+            trackings[-1] if trackings else None,
+            *work.rotations.values(),
+            *work.loaded.values(),
+            *work.others,
         )
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
@@ -158,14 +203,18 @@ class RotationsApplication(Application[UUID]):
         """The domain call for each command type; returns rotation, events before, host."""
         now = self.clock()
         key = rotation_uuid(command.rotation_id)
+        self._authorize(command)
         if isinstance(command, c.CreateRotation):
             if key in work.rotations or (check_store and key in self.repository):
                 raise RotationExists(f"rotation {command.rotation_id!r} exists")
             members = list(dict.fromkeys(command.members))
+            self._require_eligible(members)
             rotation = Rotation(
                 rotation_id=command.rotation_id, name=command.name, members=members, at=now
             )
             work.rotations[key] = rotation
+            for team_id in dict.fromkeys(command.teams):
+                self._add_team(rotation, team_id, work, now)
             return rotation, 0, None
         rotation = work.rotations.get(key) or self.get_rotation(command.rotation_id)
         work.rotations[key] = rotation
@@ -174,7 +223,15 @@ class RotationsApplication(Application[UUID]):
         if isinstance(command, c.RenameRotation):
             rotation.rename(command.name)
         elif isinstance(command, c.AddMember):
+            rotation._require_live()
+            self._require_eligible([command.user_id])
             rotation.add_member(command.user_id, at=now)
+        elif isinstance(command, c.AddTeam):
+            self._add_team(rotation, command.team_id, work, now)
+        elif isinstance(command, c.RemoveTeam):
+            rotation.remove_team(command.team_id)
+            links = self._team_links(command.team_id, work)
+            links.unlink(command.rotation_id)
         elif isinstance(command, c.RemoveMember):
             rotation.remove_member(command.user_id)
         elif isinstance(command, c.ToggleAvailability):
@@ -209,6 +266,7 @@ class RotationsApplication(Application[UUID]):
             record=command.record.model_dump(),
             starts_at=command.starts_at,
             at=now,
+            ineligible=self.ineligible_users(list(rotation.members)),
         )
         work.claims.add(claim_id)
         work.others.append(
@@ -228,6 +286,157 @@ class RotationsApplication(Application[UUID]):
         )
         events = [
             c.EventRef(type=e.type, position=p) for e, p in zip(reply.events, found, strict=False)
+        ]
+        return reply.model_copy(update={"events": events})
+
+    # -- directory -----------------------------------------------------------------------
+
+    def _authorize(self, command: c.CommandBase) -> None:
+        """Managing needs manage_rotations; booking for someone else needs a seat and
+        schedule_for_others. Unknown or deactivated actors may do nothing."""
+        if not self.directory_required:
+            return
+        actor = self.find_user(command.actor)
+        kind = type(command).__name__
+        if actor is None or actor.deactivated:
+            raise Forbidden(f"actor {command.actor!r} is not an active user ({kind})")
+        if isinstance(command, c.BookMeeting):
+            for_someone_else = command.host_id is not None and command.host_id != command.actor
+            if for_someone_else and not (actor.seat and actor.may(SCHEDULE_FOR_OTHERS)):
+                raise Forbidden(
+                    f"{command.actor!r} may not book for {command.host_id!r}: needs a seat "
+                    "and schedule_for_others"
+                )
+            return
+        if not actor.may(MANAGE_ROTATIONS):
+            raise Forbidden(f"{command.actor!r} may not {kind}: needs manage_rotations")
+
+    def _require_eligible(self, user_ids: Sequence[str]) -> None:
+        ineligible = self.ineligible_users(user_ids)
+        if ineligible:
+            user_id, why = next(iter(ineligible.items()))
+            raise IneligibleMember(f"{user_id!r} cannot be a member: {why}")
+
+    def _add_team(self, rotation: Rotation, team_id: str, work: _UnitOfWork, now: datetime) -> None:
+        try:
+            team: Any = self.repository.get(team_uuid(team_id))
+            members = list(team.members)
+        except AggregateNotFoundError:
+            if self.directory_required:
+                raise UnknownMember(f"no team {team_id!r} in the directory") from None
+            members = []
+        rotation.add_team(team_id, members, at=now)
+        self._team_links(team_id, work).link(rotation.rotation_id)
+
+    def _team_links(self, team_id: str, work: _UnitOfWork) -> TeamLinks:
+        key = team_links_uuid(team_id)
+        if key not in work.loaded:
+            try:
+                work.loaded[key] = self.repository.get(key)
+            except AggregateNotFoundError:
+                work.loaded[key] = TeamLinks(team_id=team_id)
+        links: Any = work.loaded[key]
+        return links  # type: ignore[no-any-return]
+
+    def record_directory(
+        self,
+        fact: c.UserUpdated | c.UserDeactivated | c.TeamUpdated,
+        tracking: Tracking | None = None,
+    ) -> c.CommandReply:
+        """Store a directory fact once (by message id); team changes reach their rotations."""
+        receipt_key = f"directory:{fact.message_id}"
+        for _attempt in range(self.conflict_retries + 1):
+            previous = self._receipt_outcome(receipt_key)
+            if previous is not None:
+                return self._directory_reply_from(previous)
+            try:
+                return self._record_directory(fact, receipt_key, tracking)
+            except IntegrityError:
+                if tracking is not None and self.is_tracked(tracking):
+                    tracking = None
+                log.info("conflict recording %s, retrying", fact.message_id)
+        return c.CommandReply(
+            status="rejected",
+            command_id=fact.message_id,
+            error=c.ErrorBody(code="conflict", message="lost every retry"),
+        )
+
+    def _record_directory(
+        self,
+        fact: c.UserUpdated | c.UserDeactivated | c.TeamUpdated,
+        receipt_key: str,
+        tracking: Tracking | None,
+    ) -> c.CommandReply:
+        objs: list[Any] = []
+        now = self.clock()
+        if isinstance(fact, c.UserUpdated | c.UserDeactivated):
+            user = self.find_user(fact.user_id)
+            if isinstance(fact, c.UserUpdated):
+                details: dict[str, Any] = {
+                    "name": fact.name,
+                    "seat": fact.seat,
+                    "calendar_connected": fact.calendar_connected,
+                    "calendar_sync": fact.calendar_sync,
+                    "permissions": list(fact.permissions),
+                }
+                if user is None:
+                    user = DirectoryUser(user_id=fact.user_id, **details)
+                else:
+                    user.update(**details)
+            else:
+                if user is None:
+                    user = DirectoryUser(
+                        user_id=fact.user_id,
+                        name="",
+                        seat=False,
+                        calendar_connected=False,
+                        calendar_sync=False,
+                        permissions=[],
+                    )
+                user.deactivate()
+            objs.append(user)
+        else:
+            try:
+                team: Any = self.repository.get(team_uuid(fact.team_id))
+                team.update(name=fact.name, members=list(fact.members))
+            except AggregateNotFoundError:
+                team = Team(team_id=fact.team_id, name=fact.name, members=list(fact.members))
+            objs.append(team)
+            try:
+                links: Any = self.repository.get(team_links_uuid(fact.team_id))
+                rotation_ids = list(links.rotations)
+            except AggregateNotFoundError:
+                rotation_ids = []
+            for rotation_id in rotation_ids:
+                rotation = self.get_rotation(rotation_id)
+                if rotation.team_changed(fact.team_id, list(fact.members), at=now):
+                    objs.append(rotation)
+        pending = [(obj.id, e) for obj in objs for e in obj.pending_events]
+        types = [type(e).__name__ for _, e in pending]
+        reply = c.CommandReply(
+            status="accepted",
+            command_id=fact.message_id,
+            events=[c.EventRef(type=t) for t in types],
+        )
+        # Which stored events the reply names, so a repeated message gets their positions.
+        refs = [[str(obj_id), e.originator_version] for obj_id, e in pending]
+        receipt = CommandReceipt(command_id=receipt_key, outcome={**_dump(reply), "refs": refs})
+        recordings = self._save(tracking, *objs, receipt)
+        reply.events = [
+            c.EventRef(type=type(r.domain_event).__name__, position=r.notification.id)
+            for r in recordings[: len(types)]
+        ]
+        return reply
+
+    def _directory_reply_from(self, outcome: dict[str, Any]) -> c.CommandReply:
+        reply = c.CommandReply.model_validate(outcome)
+        positions = [
+            positions_of(self.recorder, UUID(obj_id), version, version)[0]
+            for obj_id, version in outcome.get("refs", [])
+        ]
+        events = [
+            c.EventRef(type=e.type, position=p)
+            for e, p in zip(reply.events, positions, strict=True)
         ]
         return reply.model_copy(update={"events": events})
 
@@ -251,6 +460,7 @@ class _UnitOfWork:
 
     rotations: dict[UUID, Rotation] = field(default_factory=dict)
     others: list[Aggregate] = field(default_factory=list)
+    loaded: dict[UUID, Aggregate] = field(default_factory=dict)
     command_ids: set[str] = field(default_factory=set)
     claims: set[UUID] = field(default_factory=set)
 

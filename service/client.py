@@ -118,6 +118,14 @@ class RotationsClient:
         )
         return dict(json.loads(reply))
 
+    async def directory(self, fact: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Publish a directory fact; the service answers when it is stored."""
+        key = str(fact.get("user_id") or fact.get("team_id") or "")
+        reply = await self.request_raw(
+            self.settings.directory_topic, json.dumps(fact).encode(), key=key, timeout=timeout
+        )
+        return dict(json.loads(reply))
+
     async def suggest(
         self,
         rotation_id: str,

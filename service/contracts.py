@@ -46,6 +46,16 @@ class RemoveMember(CommandBase):
     user_id: Identifier
 
 
+class AddTeam(CommandBase):
+    type: Literal["AddTeam"]
+    team_id: Identifier
+
+
+class RemoveTeam(CommandBase):
+    type: Literal["RemoveTeam"]
+    team_id: Identifier
+
+
 class ToggleAvailability(CommandBase):
     type: Literal["ToggleAvailability"]
     user_id: Identifier
@@ -74,12 +84,47 @@ Command = Annotated[
     | RenameRotation
     | AddMember
     | RemoveMember
+    | AddTeam
+    | RemoveTeam
     | ToggleAvailability
     | BookMeeting
     | DeleteRotation,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+Permission = Literal["manage_rotations", "schedule_for_others"]
+
+
+class DirectoryMessage(WireModel):
+    message_id: Identifier
+
+
+class UserUpdated(DirectoryMessage):
+    type: Literal["UserUpdated"]
+    user_id: Identifier
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    seat: bool
+    calendar_connected: bool
+    calendar_sync: bool
+    permissions: list[Permission] = Field(default_factory=list, max_length=10)
+
+
+class UserDeactivated(DirectoryMessage):
+    type: Literal["UserDeactivated"]
+    user_id: Identifier
+
+
+class TeamUpdated(DirectoryMessage):
+    type: Literal["TeamUpdated"]
+    team_id: Identifier
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    members: list[Identifier] = Field(default_factory=list, max_length=10_000)
+
+
+DirectoryFact = Annotated[UserUpdated | UserDeactivated | TeamUpdated, Field(discriminator="type")]
+DIRECTORY_ADAPTER: TypeAdapter[DirectoryFact] = TypeAdapter(DirectoryFact)
 
 
 class ErrorBody(BaseModel):
@@ -114,6 +159,8 @@ class Candidate(BaseModel):
     last_assigned_at: datetime | None
     available: bool
     joined_at: datetime
+    eligible: bool = True
+    why: str | None = None
 
 
 class SuggestionReply(BaseModel):

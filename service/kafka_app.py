@@ -167,6 +167,20 @@ class RotationsKafkaApp:
             description="Host-suggestion requests, answered on the reply_to topic",
         )
         self.suggest_subscriber(self.on_suggest)
+        self.directory_subscriber = self.broker.subscriber(
+            settings.directory_topic,
+            group_id=f"{settings.group_id}-directory",
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=sanitising_parser,
+            decoder=raw_body,
+            no_reply=True,
+            title="rotations.directory",
+            description="UserUpdated, UserDeactivated and TeamUpdated facts from the user "
+            "directory, stored as events (idempotent by message_id)",
+        )
+        self.directory_subscriber(self.on_directory)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -256,6 +270,30 @@ class RotationsKafkaApp:
             )
             await self._reject(record, body, dump(reply))
 
+    # -- directory -----------------------------------------------------------------------
+
+    async def on_directory(self, msg: KafkaMessage) -> None:
+        record: Record = msg.raw_message
+        try:
+            fact = parse(c.DIRECTORY_ADAPTER, record.value or b"", self.settings.max_message_bytes)
+        except InvalidMessage as error:
+            reply = c.CommandReply(
+                status="rejected", error=c.ErrorBody(code=error.code, message=str(error))
+            )
+            await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
+            return
+        tracking = tracking_for(self.listener.cluster_id, record)
+        reply = await asyncio.to_thread(self._record_directory, fact, tracking)
+        if reply.error is not None:
+            await self._reject(record, reply.error, dump(reply))
+        else:
+            await self._reply(record, dump(reply))
+
+    def _record_directory(self, fact: Any, tracking: Tracking) -> c.CommandReply:
+        reply = self.app.record_directory(fact, tracking)
+        self.projector.catch_up()
+        return reply
+
     # -- suggestions ---------------------------------------------------------------------
 
     async def on_suggest(self, msg: KafkaMessage) -> None:
@@ -282,7 +320,9 @@ class RotationsKafkaApp:
                 # Reflect every command acknowledged before this request, including those
                 # another instance stored: one indexed read when nothing is new.
                 self.projector.catch_up()
-                answer = self.projector.suggest(request.rotation_id, request.exclude)
+                answer = self.projector.suggest(
+                    request.rotation_id, request.exclude, self.app.ineligible_users
+                )
         except RotationError as error:
             return c.SuggestionReply(
                 rotation_id=request.rotation_id,
@@ -300,6 +340,8 @@ class RotationsKafkaApp:
                     last_assigned_at=s.last_assigned_at,
                     available=s.available,
                     joined_at=s.joined_at,
+                    eligible=s.eligible,
+                    why=s.why,
                 )
                 for s in suggestion.candidates
             ],

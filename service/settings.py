@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,6 +23,7 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(10, alias="ROTATIONS_FETCH_MAX_WAIT_MS", ge=0)
     projection_poll_seconds: float = Field(0.2, alias="ROTATIONS_PROJECTION_POLL_SECONDS")
     conflict_retries: int = Field(5, alias="ROTATIONS_CONFLICT_RETRIES", ge=0)
+    directory: Literal["required", "open"] = Field("required", alias="ROTATIONS_DIRECTORY")
     max_batch: int = Field(500, alias="ROTATIONS_MAX_BATCH", ge=1)
     linger_ms: int = Field(0, alias="ROTATIONS_LINGER_MS", ge=0)
     reply_timeout_seconds: float = Field(10.0, alias="ROTATIONS_REPLY_TIMEOUT_SECONDS")

@@ -107,6 +107,8 @@ def test_override_to_another_member_is_recorded() -> None:
         "available": True,
         "joined_at": T0,
         "join_seq": 0,
+        "eligible": True,
+        "why": None,
     }
     assert meetings(rotation) == {"a": 0, "b": 1}
 
