@@ -99,6 +99,38 @@ def test_dev_send_suggest_and_ctrl_c(tmp_path: Path) -> None:
         assert refused.returncode == 1
         assert json.loads(refused.stdout)["error"]["code"] == "already_member"
         assert (tmp_path / "data" / "rotations.sqlite").exists()
+
+        seeded = rotations(
+            "directory", "user", "per", "--permission", "manage_rotations", cwd=tmp_path, env=env
+        )
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+        team = rotations(
+            "directory",
+            "team",
+            "sales",
+            "--member",
+            "per",
+            "--member",
+            "liv",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert json.loads(team.stdout)["status"] == "accepted"
+        with_team = rotations(
+            "send",
+            "CreateRotation",
+            "--rotation-id",
+            "team-demo",
+            "--field",
+            "name=Team",
+            "--field",
+            "teams=sales",
+            cwd=tmp_path,
+            env=env,
+        )
+        assert json.loads(with_team.stdout)["status"] == "accepted"
+        members = rotations("suggest", "team-demo", "--json", cwd=tmp_path, env=env)
+        assert {c["user_id"] for c in json.loads(members.stdout)["candidates"]} == {"per", "liv"}
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=60)
