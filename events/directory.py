@@ -42,12 +42,7 @@ class DirectoryUser(Aggregate):
         permissions: list[str],
     ) -> None:
         self.user_id = user_id
-        self.name = name
-        self.seat = seat
-        self.calendar_connected = calendar_connected
-        self.calendar_sync = calendar_sync
-        self.permissions = list(permissions)
-        self.deactivated = False
+        self._describe(name, seat, calendar_connected, calendar_sync, permissions)
 
     @event("Updated")
     def update(
@@ -58,6 +53,17 @@ class DirectoryUser(Aggregate):
         calendar_sync: bool,
         permissions: list[str],
     ) -> None:
+        self._describe(name, seat, calendar_connected, calendar_sync, permissions)
+
+    def _describe(
+        self,
+        name: str,
+        seat: bool,
+        calendar_connected: bool,
+        calendar_sync: bool,
+        permissions: list[str],
+    ) -> None:
+        """The directory's latest word on a user replaces the previous one (and reactivates)."""
         self.name = name
         self.seat = seat
         self.calendar_connected = calendar_connected

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from events.directory import DirectoryUser, user_uuid
 from events.errors import RotationDeleted, UnknownRotation
@@ -13,23 +14,25 @@ from projections.positions import positions_of
 from projections.rotation_view import ViewAnswer
 
 
-def rotation_as_of(app: Any, rotation_id: str, as_of: datetime) -> Rotation | None:
-    """Fold the rotation's events recorded at or before `as_of` with the aggregate's own fold."""
-    rotation: Rotation | None = None
-    for event in app.events.get(rotation_uuid(rotation_id)):
+def fold_as_of(app: Any, aggregate_id: UUID, as_of: datetime) -> Any:
+    """Fold an aggregate's events recorded at or before `as_of` with its own mutators."""
+    aggregate: Any = None
+    for event in app.events.get(aggregate_id):
         if event.timestamp > as_of:
             break
-        rotation = event.mutate(rotation)
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
+def rotation_as_of(app: Any, rotation_id: str, as_of: datetime) -> Rotation | None:
+    """The rotation as it stood at `as_of`."""
+    rotation: Rotation | None = fold_as_of(app, rotation_uuid(rotation_id), as_of)
     return rotation
 
 
 def user_as_of(app: Any, user_id: str, as_of: datetime) -> DirectoryUser | None:
     """A directory user as the directory had described them at `as_of`."""
-    user: DirectoryUser | None = None
-    for event in app.events.get(user_uuid(user_id)):
-        if event.timestamp > as_of:
-            break
-        user = event.mutate(user)
+    user: DirectoryUser | None = fold_as_of(app, user_uuid(user_id), as_of)
     return user
 
 
