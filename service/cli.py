@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -79,6 +80,7 @@ def dev(
     running = start_broker(port)
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
     os.environ.setdefault("ROTATIONS_STORE", store)
+    os.environ.setdefault("ROTATIONS_DIRECTORY", "open")  # a demo needs no directory
     settings = Settings()
     console.print(
         f"broker at {running.bootstrap_servers}, store {settings.store}; "
@@ -194,7 +196,182 @@ def suggest(
     console.print(table)
 
 
+# -- audits: replay, audit, explain (they read the store directly; no broker needed) ------
+
+
+def _open_store() -> Any:
+    """The application on the configured store (ROTATIONS_STORE)."""
+    from service.application import RotationsApplication
+    from service.store import store_environment
+
+    settings = Settings()
+    try:
+        return RotationsApplication(env=store_environment(settings.store))
+    except Exception as error:
+        fail(f"cannot open the event store {settings.store!r}: {error}", 2)
+        raise
+
+
+@cli.command()
+def replay(
+    swap: Annotated[
+        bool, typer.Option("--swap", help="make the rebuilt table the live read model")
+    ] = False,
+) -> None:
+    """Rebuild the read model from position 0 into a fresh table; compare with the live one.
+
+    Without --swap the rebuilt table is dropped afterwards and differences exit with 1.
+    With --swap it becomes the live table (the old one is kept as a backup); restart a
+    running service afterwards.
+    """
+    from projections import replay as rebuild_model
+    from service.audit_render import print_comparison, replay_progress
+
+    app = _open_store()
+    try:
+        with replay_progress(console) as bar:
+            task = bar.add_task("replay", total=None)
+            rebuilt = rebuild_model.rebuild(
+                app, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        comparison = rebuild_model.compare(app, rebuilt.table_name)
+        print_comparison(console, rebuilt, comparison)
+        if swap:
+            backup = rebuild_model.swap(app, rebuilt.table_name)
+            kept = f"; the old one is kept as {backup}" if backup else ""
+            console.print(f"[bold]swapped: {rebuilt.table_name} is now the live table{kept}")
+            console.print("restart a running service so it reloads the read model")
+        else:
+            rebuild_model.drop_view(app, rebuilt.table_name)
+    finally:
+        app.close()
+    if not swap and not comparison.identical:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def audit(
+    rotation_id: Annotated[str, typer.Argument(help="rotation id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per line")] = False,
+) -> None:
+    """Every event of a rotation: members, resets, availability, bookings, renames, deletion."""
+    from events.errors import RotationError
+    from projections.audit import audit_history
+    from service.audit_render import audit_table
+
+    app = _open_store()
+    try:
+        entries = audit_history(app, rotation_id)
+    except RotationError as error:
+        fail(str(error))
+    finally:
+        app.close()
+    if as_json:
+        for entry in entries:
+            typer.echo(json.dumps(entry.to_json()))
+        return
+    console.print(audit_table(rotation_id, entries))
+
+
+@cli.command()
+def explain(
+    rotation_id: Annotated[str, typer.Argument(help="rotation id")],
+    meeting_id: Annotated[str, typer.Argument(help="meeting id of the booking")],
+) -> None:
+    """A booking's stored decision record, re-derived from the events before it.
+
+    A stored record that the events do not re-derive is printed in red and exits with 1.
+    """
+    from events.errors import RotationError
+    from projections.audit import MeetingNotFound, explain_booking
+    from service.audit_render import print_explanation
+
+    app = _open_store()
+    try:
+        explanation = explain_booking(app, rotation_id, meeting_id)
+    except (RotationError, MeetingNotFound) as error:
+        fail(str(error))
+    finally:
+        app.close()
+    print_explanation(console, explanation)
+    if explanation.matches is False:
+        raise typer.Exit(1)
+
+
+# -- documents: the AsyncAPI document and the audit report ------------------------------
+
+
+@cli.command()
+def asyncapi(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="file to write (.yaml, .yml or .json); without it, print YAML"),
+    ] = None,
+    from_env: Annotated[
+        bool,
+        typer.Option(
+            "--from-env",
+            help="document the environment's topic prefix and broker instead of the defaults",
+        ),
+    ] = False,
+) -> None:
+    """Write the AsyncAPI 3.0 document of the Kafka interface (docs/asyncapi.yaml)."""
+    from service.asyncapi import build_asyncapi
+
+    try:
+        document = build_asyncapi(Settings() if from_env else None)
+    except Exception as error:
+        fail(f"cannot build the AsyncAPI document: {type(error).__name__}: {error}")
+        raise
+    if out is None:
+        typer.echo(document.to_yaml(), nl=False)
+        return
+    if out.suffix == ".json":
+        text = json.dumps(document.to_jsonable(), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = document.to_yaml()
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror or error}")
+    console.print(f"wrote {out}")
+
+
+@cli.command()
+def report(
+    rotation_id: Annotated[str, typer.Argument(help="rotation id")],
+    out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("report.html"),
+) -> None:
+    """A self-contained HTML audit report of a rotation, from the store (ROTATIONS_STORE).
+
+    A chart of each member's meetings since the last reset over time (resets, availability
+    and overrides marked), a fairness summary and every event in order.
+    """
+    from events.errors import RotationError
+    from projections.report import build_report, render_html
+
+    app = _open_store()
+    try:
+        page = render_html(build_report(app, rotation_id))
+    except RotationError as error:
+        fail(str(error))
+        raise
+    except Exception as error:
+        fail(f"cannot build the report: {type(error).__name__}: {error}")
+        raise
+    finally:
+        app.close()
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror or error}")
+    console.print(f"wrote {out}")
+
+
 def main() -> None:
+    from service.cli_directory import directory_cli
+
+    cli.add_typer(directory_cli, name="directory")
     signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
     cli()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -55,6 +56,18 @@ def dump(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
+class ServiceObserver(Protocol):
+    """Told what the service did, e.g. to count it for metrics; must not raise."""
+
+    def commands_handled(
+        self, items: Sequence[tuple[c.CommandBase, Tracking]], replies: Sequence[c.CommandReply]
+    ) -> None: ...
+
+    def dead_lettered(self, record: Record, error: c.ErrorBody) -> None: ...
+
+    def suggestion_answered(self, request: c.SuggestHost, seconds: float) -> None: ...
+
+
 class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
     """On every assignment, seek to the position the store says was handled last.
 
@@ -77,6 +90,8 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
+        if revoked:
+            self.assigned.clear()  # not ready again until the rebalance assigns partitions
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self.consumer()
@@ -128,6 +143,7 @@ class RotationsKafkaApp:
         )
         self.faststream = FastStream(self.broker)
         self.dead_letters = 0
+        self.observers: list[ServiceObserver] = []
         self._attempts: dict[tuple[int, int], int] = {}
         self.listener = ResumeFromStore(
             app,
@@ -239,6 +255,8 @@ class RotationsKafkaApp:
         """Store the commands' effects (once), then bring the read model up to date."""
         replies = self.app.execute_batch(items)
         self.projector.catch_up()
+        for observer in self.observers:
+            observer.commands_handled(items, replies)
         return replies
 
     async def _retry_or_give_up(
@@ -311,6 +329,13 @@ class RotationsKafkaApp:
         await self._reply(record, dump(answer))
 
     def answer_suggestion(self, request: c.SuggestHost) -> c.SuggestionReply:
+        started = time.perf_counter()
+        reply = self._answer_suggestion(request)
+        for observer in self.observers:
+            observer.suggestion_answered(request, time.perf_counter() - started)
+        return reply
+
+    def _answer_suggestion(self, request: c.SuggestHost) -> c.SuggestionReply:
         try:
             if request.as_of is not None:
                 answer = suggest_as_of(
@@ -422,3 +447,5 @@ class RotationsKafkaApp:
             )
             return
         self.dead_letters += 1
+        for observer in self.observers:
+            observer.dead_lettered(record, error)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from urllib.parse import urlsplit
 
 from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
+from service.http import start_http
 from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
 from service.store import store_environment
@@ -23,7 +25,9 @@ class StartupError(RuntimeError):
 def open_application(settings: Settings) -> RotationsApplication:
     try:
         return RotationsApplication(
-            env=store_environment(settings.store), conflict_retries=settings.conflict_retries
+            env=store_environment(settings.store),
+            conflict_retries=settings.conflict_retries,
+            directory=settings.directory,
         )
     except Exception as error:
         raise StartupError(f"cannot open the event store {settings.store!r}: {error}") from error
@@ -72,24 +76,44 @@ async def keep_topics(settings: Settings, interval: float = 10.0) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM."""
-    service = await build_service(settings)
+    """Run until SIGINT/SIGTERM, with health, metrics and AsyncAPI over HTTP alongside."""
+    try:
+        http = await start_http(settings)  # first: live (and not ready) during startup
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve HTTP on port {settings.http_port} (ROTATIONS_HTTP_PORT): "
+            f"{error.strerror or error}"
+        ) from error
+    try:
+        service = await build_service(settings)
+    except BaseException:
+        if http is not None:
+            await http.stop()
+        raise
+    if http is not None:
+        http.app.attach(service)
+        service.faststream.on_shutdown(http.app.mark_stopping)
     follower = asyncio.create_task(follow_store(service, settings.projection_poll_seconds))
-    topic_keeper = asyncio.create_task(keep_topics(settings))
+    topics = asyncio.create_task(keep_topics(settings))
+    password = urlsplit(settings.store).password
+    store = settings.store.replace(f":{password}@", ":***@", 1) if password else settings.store
     log.info(
         "service starting",
         extra={
             "bootstrap": settings.kafka_bootstrap_servers,
-            "store": settings.store,
+            "store": store,
             "commands": settings.commands_topic,
+            "http_port": http.port if http is not None else None,
         },
     )
     try:
         await service.faststream.run()
     finally:
-        for task in (follower, topic_keeper):
+        for task in (follower, topics):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if http is not None:
+            await http.stop()
         service.app.close()
         log.info("service stopped")

@@ -9,11 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.environment import docker_works, in_ci, unavailable
+from tests.environment import (
+    describe_postgres_choice,
+    docker_works,
+    in_ci,
+    stop_postgres_container,
+    unavailable,
+)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [f"broker: {describe_broker_choice()}", f"CI: {in_ci()}"]
+    return [
+        f"broker: {describe_broker_choice()}",
+        f"store: {describe_postgres_choice()}",
+        f"CI: {in_ci()}",
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stop_postgres_container()
 
 
 def describe_broker_choice() -> str:
@@ -32,9 +46,12 @@ def bootstrap_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         return
     if docker_works():
         try:
-            from testcontainers.kafka import KafkaContainer
+            from testcontainers.community.kafka import KafkaContainer
         except ImportError:
-            unavailable("testcontainers (pip install testcontainers) with a Docker engine")
+            try:  # testcontainers before the community namespace
+                from testcontainers.kafka import KafkaContainer
+            except ImportError:
+                unavailable("testcontainers (pip install testcontainers) with a Docker engine")
         with KafkaContainer().with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return

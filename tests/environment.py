@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_IMAGE = "postgres:16"
 
 
 def in_ci() -> bool:
@@ -25,7 +30,9 @@ def unavailable(what: str) -> None:
     pytest.skip(f"{what} is unavailable")
 
 
+@functools.cache
 def docker_works() -> bool:
+    """A Docker engine answers (asked once per session: `docker info` takes a while)."""
     if shutil.which("docker") is None:
         return False
     try:
@@ -40,7 +47,53 @@ def docker_works() -> bool:
 
 
 def postgres_base_url() -> str:
-    return os.environ.get("ROTATIONS_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    """The one rule: ROTATIONS_TEST_POSTGRES_URL, else a testcontainers PostgreSQL when Docker
+    works (started on first use, stopped at the end of the session), else the local server."""
+    if url := os.environ.get("ROTATIONS_TEST_POSTGRES_URL"):
+        return url
+    if docker_works():
+        return _postgres_container_url()
+    return DEFAULT_POSTGRES_URL
+
+
+def describe_postgres_choice() -> str:
+    """For the report header; starts nothing."""
+    if url := os.environ.get("ROTATIONS_TEST_POSTGRES_URL"):
+        return f"ROTATIONS_TEST_POSTGRES_URL={_without_password(url)}"
+    if docker_works():
+        return f"testcontainers {POSTGRES_IMAGE} (Docker engine found)"
+    return f"local PostgreSQL at {DEFAULT_POSTGRES_URL}"
+
+
+def _without_password(url: str) -> str:
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
+_postgres_container: Any = None
+
+
+def _postgres_container_url() -> str:
+    global _postgres_container
+    if _postgres_container is None:
+        try:
+            from testcontainers.community.postgres import PostgresContainer
+        except ImportError:  # testcontainers before the community namespace
+            from testcontainers.postgres import PostgresContainer
+        container = PostgresContainer(
+            POSTGRES_IMAGE, username="postgres", password="postgres", dbname="test"
+        )
+        container.start()
+        _postgres_container = container
+        atexit.register(stop_postgres_container)
+    return str(_postgres_container.get_connection_url(driver=None))
+
+
+def stop_postgres_container() -> None:
+    global _postgres_container
+    container, _postgres_container = _postgres_container, None
+    if container is not None:
+        container.stop()
 
 
 def postgres_reachable(url: str) -> bool:
@@ -59,7 +112,11 @@ def postgres_schema_url() -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
-    base = postgres_base_url()
+    try:
+        base = postgres_base_url()
+    except Exception as error:  # the container would not start
+        unavailable(f"PostgreSQL from testcontainers ({type(error).__name__}: {error})")
+        raise
     if not postgres_reachable(base):
         unavailable(f"PostgreSQL at {base}")
     schema = f"t_{uuid.uuid4().hex[:12]}"

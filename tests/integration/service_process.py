@@ -10,13 +10,16 @@ import uuid
 from pathlib import Path
 
 from service.client import RotationsClient
+from service.embedded_broker import free_port
 from service.settings import Settings
 
 
 class ServiceProcess:
     """Starts, stops, kills and restarts `rotations serve` on a fixed store and topic prefix."""
 
-    def __init__(self, bootstrap_servers: str, store_url: str, log_dir: Path) -> None:
+    def __init__(
+        self, bootstrap_servers: str, store_url: str, log_dir: Path, directory: str = "open"
+    ) -> None:
         run = uuid.uuid4().hex[:8]
         self.env = {
             **os.environ,
@@ -24,10 +27,16 @@ class ServiceProcess:
             "ROTATIONS_STORE": store_url,
             "ROTATIONS_TOPIC_PREFIX": f"it{run}.",
             "ROTATIONS_GROUP_ID": f"rotations-it{run}",
+            "ROTATIONS_HTTP_PORT": str(free_port()),  # health and metrics; kept on restarts
+            "ROTATIONS_DIRECTORY": directory,
         }
         self.log_path = log_dir / f"service-{run}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['ROTATIONS_HTTP_PORT']}"
 
     @property
     def settings(self) -> Settings:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def serve(env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service.cli", "serve"],
-        env={**os.environ, "ROTATIONS_HTTP_PORT": str(free_port()), **env},
+        env={**os.environ, "ROTATIONS_HTTP_PORT": "0", **env},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,0 +1,357 @@
+"""Health, metrics and the AsyncAPI document over HTTP, next to the Kafka consumers.
+
+A small ASGI app (faststream's `AsgiFastStream` routing with `get` handlers, no broker of its
+own) served by a uvicorn server in the service's event loop:
+
+* `/health/live`: 200 while the process answers;
+* `/health/ready`: 200 once the command consumer has its partition assignment and the event
+  store answers, else 503 (and 503 again from the moment shutdown starts);
+* `/metrics`: Prometheus text (commands by type and outcome, suggestion latency, projection
+  lag in events, dead letters);
+* `/asyncapi` (HTML, or JSON when asked for), `/asyncapi.json`, `/asyncapi.yaml`.
+
+The counts come through the Kafka app's observer hook (`instrument`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import Iterator, Sequence
+from typing import Any, cast, get_args
+
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Scope
+from faststream.specification import Specification, get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from service import contracts as c
+from service.asyncapi import AsyncAPIDocument, build_asyncapi
+from service.kafka_app import Record, RotationsKafkaApp
+from service.settings import Settings
+
+log = logging.getLogger("rotations.http")
+
+HOST = "0.0.0.0"  # a container's port must be reachable from outside it
+STORE_CHECK_SECONDS = 3.0
+COMMAND_TYPES = frozenset(model.__name__ for model in get_args(get_args(c.Command)[0]))
+# Handled by the store after the batch failed, or never parsed: the dead-letter path sees them.
+DEAD_LETTER_ONLY_CODES = frozenset({"invalid_message", "internal"})
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+class ServiceMetrics:
+    """The service's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.commands = Counter(
+            "rotations_commands",
+            "Commands handled, by command type and outcome (error code when rejected)",
+            ["type", "outcome", "code"],
+            registry=self.registry,
+        )
+        self.suggestion_seconds = Histogram(
+            "rotations_suggestion_latency_seconds",
+            "Time to answer a host-suggestion request inside the service (Kafka excluded)",
+            ["as_of"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.service: RotationsKafkaApp | None = None
+        self.registry.register(_ServiceCollector(self))
+
+    def count_command(self, kind: str, reply: c.CommandReply) -> None:
+        code = reply.error.code if reply.error is not None else ""
+        self.commands.labels(type=kind, outcome=reply.status, code=code).inc()
+
+    def render(self) -> bytes:
+        """The exposition text; reads the store, so call it off the event loop."""
+        return generate_latest(self.registry)
+
+
+class _ServiceCollector(Collector):
+    """Values read when scraped: store and projection positions, dead letters."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to check at registration; the store is read only when scraped
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.metrics.service
+        if service is None:
+            return
+        yield CounterMetricFamily(
+            "rotations_dead_letters",
+            "Messages copied to the dead-letter topic since the service started",
+            value=service.dead_letters,
+        )
+        yield GaugeMetricFamily(
+            "rotations_partitions_assigned",
+            "1 once the command consumer has had its partition assignment",
+            value=1 if service.listener.assigned.is_set() else 0,
+        )
+        try:
+            head = service.app.recorder.max_notification_id() or 0
+            position = service.projector.position
+        except Exception as error:
+            log.warning("metrics: store unreadable", extra={"error": repr(error)})
+            yield GaugeMetricFamily("rotations_store_up", "1 when the store answers", value=0)
+            return
+        yield GaugeMetricFamily("rotations_store_up", "1 when the store answers", value=1)
+        yield GaugeMetricFamily(
+            "rotations_store_position", "Highest notification id in the event store", value=head
+        )
+        yield GaugeMetricFamily(
+            "rotations_projection_position",
+            "Last notification id applied to the read model",
+            value=position,
+        )
+        yield GaugeMetricFamily(
+            "rotations_projection_lag_events",
+            "Events stored but not yet in the read model (store position - projection position)",
+            value=max(0, head - position),
+        )
+
+
+class MetricsObserver:
+    """Counts commands and times suggestions as the Kafka app reports them."""
+
+    def __init__(self, metrics: ServiceMetrics, commands_topic: str) -> None:
+        self.metrics = metrics
+        self.commands_topic = commands_topic
+
+    def commands_handled(
+        self, items: Sequence[tuple[c.CommandBase, Any]], replies: Sequence[c.CommandReply]
+    ) -> None:
+        for (command, _), reply in zip(items, replies, strict=False):
+            self.metrics.count_command(type(command).__name__, reply)
+
+    def dead_lettered(self, record: Record, error: c.ErrorBody) -> None:
+        # Parsed commands are counted above; count here what never got that far
+        # (`invalid_message`) or was given up on (`internal`).
+        if record.topic == self.commands_topic and error.code in DEAD_LETTER_ONLY_CODES:
+            kind = _command_type(record.value)
+            self.metrics.commands.labels(type=kind, outcome="rejected", code=error.code).inc()
+
+    def suggestion_answered(self, request: c.SuggestHost, seconds: float) -> None:
+        self.metrics.suggestion_seconds.labels(
+            as_of="true" if request.as_of is not None else "false"
+        ).observe(seconds)
+
+
+def instrument(service: RotationsKafkaApp, metrics: ServiceMetrics) -> None:
+    """Let the metrics observe the service."""
+    metrics.service = service
+    service.observers.append(MetricsObserver(metrics, service.settings.commands_topic))
+
+
+def _command_type(value: bytes | None) -> str:
+    """The `type` of a rejected message, if it names a known command; else `invalid`."""
+    try:
+        kind = json.loads(value or b"").get("type")
+    except (ValueError, AttributeError):
+        return "invalid"
+    return kind if isinstance(kind, str) and kind in COMMAND_TYPES else "invalid"
+
+
+# -- the HTTP app --------------------------------------------------------------------------------
+
+
+def _json(data: Any, status: int = 200) -> AsgiResponse:
+    body = json.dumps(data, indent=2).encode() + b"\n"
+    return AsgiResponse(body, status, {"content-type": "application/json"})
+
+
+def _accepts_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            accept = bytes(value).decode("latin-1")
+            return "application/json" in accept and "text/html" not in accept
+    return False
+
+
+class HttpApp:
+    """The routes and the state they report; `service` is attached once it is built."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServiceMetrics()
+        self.service: RotationsKafkaApp | None = None
+        self.stopping = False
+        self._asyncapi: AsyncAPIDocument | None = None
+        self._asyncapi_lock = asyncio.Lock()
+        self._store_check: asyncio.Task[None] | None = None
+        routes: list[tuple[str, ASGIApp]] = [
+            ("/", get(self._index, include_in_schema=False)),
+            ("/health/live", get(self._live, include_in_schema=False)),
+            ("/health/ready", get(self._ready, include_in_schema=False)),
+            ("/metrics", get(self._metrics, include_in_schema=False)),
+            ("/asyncapi", get(self._asyncapi_page, include_in_schema=False)),
+            ("/asyncapi.json", get(self._asyncapi_json, include_in_schema=False)),
+            ("/asyncapi.yaml", get(self._asyncapi_yaml, include_in_schema=False)),
+        ]
+        self.asgi = AsgiFastStream(asgi_routes=routes, logger=log)
+
+    def attach(self, service: RotationsKafkaApp) -> None:
+        self.service = service
+        instrument(service, self.metrics)
+
+    def mark_stopping(self) -> None:
+        """Shutdown has begun: readiness says so before the consumers stop."""
+        self.stopping = True
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def _index(self, scope: Scope) -> AsgiResponse:
+        paths = ["/health/live", "/health/ready", "/metrics", "/asyncapi", "/asyncapi.json"]
+        return _json({"service": "meeting-rotations", "endpoints": paths})
+
+    async def _live(self, scope: Scope) -> AsgiResponse:
+        return _json({"status": "alive"})
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        service = self.service
+        if self.stopping:
+            return False, {"status": "stopping"}
+        if service is None:
+            return False, {"status": "starting"}
+        assigned = service.listener.assigned.is_set()
+        store_error = await self._check_store(service)
+        ready = assigned and store_error is None
+        checks: dict[str, Any] = {
+            "partitions_assigned": assigned,
+            "store": "ok" if store_error is None else store_error,
+        }
+        return ready, {"status": "ready" if ready else "not ready", "checks": checks}
+
+    async def _ready(self, scope: Scope) -> AsgiResponse:
+        ready, body = await self.readiness()
+        return _json(body, 200 if ready else 503)
+
+    async def _check_store(self, service: RotationsKafkaApp) -> str | None:
+        """None when the store answers a read within a few seconds, else why not."""
+        # One check at a time: a hanging database must not pile up threads, probe by probe.
+        if self._store_check is None or self._store_check.done():
+            self._store_check = asyncio.create_task(asyncio.to_thread(_read_store_head, service))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._store_check), STORE_CHECK_SECONDS)
+        except TimeoutError:
+            return f"no answer within {STORE_CHECK_SECONDS:g}s"
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    # -- metrics and documents -----------------------------------------------------------
+
+    async def _metrics(self, scope: Scope) -> AsgiResponse:
+        body = await asyncio.to_thread(self.metrics.render)
+        return AsgiResponse(body, 200, {"content-type": CONTENT_TYPE_LATEST})
+
+    async def asyncapi(self) -> AsyncAPIDocument:
+        async with self._asyncapi_lock:
+            if self._asyncapi is None:
+                self._asyncapi = await asyncio.to_thread(build_asyncapi, self.settings)
+            return self._asyncapi
+
+    async def _asyncapi_page(self, scope: Scope) -> AsgiResponse:
+        document = await self.asyncapi()
+        if _accepts_json(scope):
+            return _json(document.to_jsonable())
+        html = get_asyncapi_html(cast(Specification, document), try_it_out_path=None)
+        return AsgiResponse(html.encode(), 200, {"content-type": "text/html; charset=utf-8"})
+
+    async def _asyncapi_json(self, scope: Scope) -> AsgiResponse:
+        return _json((await self.asyncapi()).to_jsonable())
+
+    async def _asyncapi_yaml(self, scope: Scope) -> AsgiResponse:
+        body = (await self.asyncapi()).to_yaml().encode()
+        return AsgiResponse(body, 200, {"content-type": "application/yaml; charset=utf-8"})
+
+
+def _read_store_head(service: RotationsKafkaApp) -> None:
+    service.app.recorder.max_notification_id()
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the service's loop: the FastStream app owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """Binds the port at once (so a taken port is a clear startup error), serves in a task."""
+
+    def __init__(self, app: HttpApp, port: int, host: str = HOST) -> None:
+        self.app = app
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+        except OSError:
+            self.socket.close()
+            raise
+        self.port = int(self.socket.getsockname()[1])
+        config = uvicorn.Config(
+            app.asgi,
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+        self.server = _EmbeddedServer(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._serve(), name="rotations-http")
+        while not self.server.started and not self.task.done():
+            await asyncio.sleep(0.01)
+        if self.task.done():
+            await self.task  # raises what stopped it
+            raise RuntimeError("the HTTP server stopped while starting")
+        log.info("HTTP server listening", extra={"port": self.port})
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve(sockets=[self.socket])
+        except SystemExit as error:  # uvicorn's way of saying it could not start
+            raise RuntimeError(f"the HTTP server could not start ({error})") from None
+
+    async def stop(self) -> None:
+        self.app.stopping = True
+        self.server.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.task, 10)
+        self.socket.close()
+
+
+async def start_http(settings: Settings, app: HttpApp | None = None) -> HttpServer | None:
+    """The HTTP server on `ROTATIONS_HTTP_PORT`, started; None when the port is 0 (off).
+
+    Raises OSError when the port cannot be bound.
+    """
+    if settings.http_port == 0:
+        return None
+    server = HttpServer(app or HttpApp(settings), settings.http_port)
+    await server.start()
+    return server
