@@ -108,14 +108,15 @@ class Rotation(Aggregate):
         available: bool
 
     class MeetingBooked(Aggregate.Event):
-        """v2 adds the decision record (suggested host, override, reason, candidates).
+        """v3: each candidate says whether it was eligible, and why not (the directory).
 
-        v1 held the booking only: meeting_id and host_id, and possibly record, starts_at
-        and at. Events stored by this code before versioning carry no class_version, so
-        they read as v1 too; the upcast only fills in what is missing.
+        v2 added the decision record (suggested host, override, reason, candidates). v1 held
+        the booking only: meeting_id and host_id, and possibly record, starts_at and at.
+        Events stored by this code before versioning carry no class_version, so they read
+        as v1 too; the upcasts only fill in what is missing.
         """
 
-        class_version = 2
+        class_version = 3
         meeting_id: str
         host_id: str
         suggested_host_id: str | None
@@ -136,6 +137,13 @@ class Rotation(Aggregate):
             state.setdefault("record", {})
             state.setdefault("starts_at", None)
             state.setdefault("at", state["timestamp"])
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Before directory facts every member could host: eligible, no reason not to."""
+            for candidate in state["candidates"]:
+                candidate.setdefault("eligible", True)
+                candidate.setdefault("why", None)
 
     class TeamAdded(Aggregate.Event):
         """v1: team_id, members (the team's members then), at."""

@@ -200,13 +200,15 @@ def suggest(
 
 
 def _open_store() -> Any:
-    """The application on the configured store (ROTATIONS_STORE)."""
+    """The application on the configured store (ROTATIONS_STORE) and directory mode."""
     from service.application import RotationsApplication
     from service.store import store_environment
 
     settings = Settings()
     try:
-        return RotationsApplication(env=store_environment(settings.store))
+        return RotationsApplication(
+            env=store_environment(settings.store), directory=settings.directory
+        )
     except Exception as error:
         fail(f"cannot open the event store {settings.store!r}: {error}", 2)
         raise

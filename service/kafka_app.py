@@ -144,6 +144,7 @@ class RotationsKafkaApp:
         self.faststream = FastStream(self.broker)
         self.dead_letters = 0
         self.observers: list[ServiceObserver] = []
+        self.stored = asyncio.Event()  # set whenever commands were stored (wakes followers)
         self._attempts: dict[tuple[int, int], int] = {}
         self.listener = ResumeFromStore(
             app,
@@ -236,6 +237,7 @@ class RotationsKafkaApp:
         except Exception as error:
             await self._retry_or_give_up(valid, error)
             return
+        self.stored.set()
         for (record, command), reply in zip(valid, replies, strict=True):
             self._attempts.pop((record.partition, record.offset), None)
             if reply.error is not None:

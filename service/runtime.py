@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
+from service.events_publisher import publish_events
 from service.http import start_http
 from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
@@ -75,6 +76,34 @@ async def keep_topics(settings: Settings, interval: float = 10.0) -> None:
             log.warning("topic check failed: %r", error)
 
 
+class EventsPublishing:
+    """Runs the events publisher while the broker is up (started after, stopped before it)."""
+
+    def __init__(self, service: RotationsKafkaApp, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(
+            publish_events(
+                self.service.app,
+                self.service.broker,
+                self.settings,
+                self.stopping,
+                cluster_id=lambda: self.service.listener.cluster_id,
+                wake=self.service.stored,
+            )
+        )
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.task, 10)
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, with health, metrics and AsyncAPI over HTTP alongside."""
     try:
@@ -95,6 +124,9 @@ async def serve(settings: Settings) -> None:
         service.faststream.on_shutdown(http.app.mark_stopping)
     follower = asyncio.create_task(follow_store(service, settings.projection_poll_seconds))
     topics = asyncio.create_task(keep_topics(settings))
+    publishing = EventsPublishing(service, settings)
+    service.faststream.after_startup(publishing.start)
+    service.faststream.on_shutdown(publishing.stop)
     password = urlsplit(settings.store).password
     store = settings.store.replace(f":{password}@", ":***@", 1) if password else settings.store
     log.info(

@@ -40,32 +40,34 @@ async def book(
     return await send(client, "BookMeeting", rotation_id, **fields)
 
 
-async def dead_letters(client: RotationsClient) -> list[dict[str, Any]]:
-    """Every record on the dead-letter topic so far, decoded."""
-    settings = client.settings
+async def read_topic(client: RotationsClient, topic: str) -> list[Any]:
+    """Every record on a topic so far (all partitions, from the beginning)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=client.settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
         fetch_max_wait_ms=10,
     )
     await consumer.start()
     try:
         await consumer.topics()  # loads metadata
-        partitions = [
-            TopicPartition(settings.dead_letter_topic, p)
-            for p in consumer.partitions_for_topic(settings.dead_letter_topic) or ()
-        ]
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        letters: list[dict[str, Any]] = []
+        records: list[Any] = []
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    letter = json.loads(record.value)
-                    letter["original_bytes"] = base64.b64decode(letter["original"])
-                    letters.append(letter)
-        return letters
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(batch)
+        return records
     finally:
         await consumer.stop()
+
+
+async def dead_letters(client: RotationsClient) -> list[dict[str, Any]]:
+    """Every record on the dead-letter topic so far, decoded."""
+    letters = []
+    for record in await read_topic(client, client.settings.dead_letter_topic):
+        letter = json.loads(record.value)
+        letter["original_bytes"] = base64.b64decode(letter["original"])
+        letters.append(letter)
+    return letters

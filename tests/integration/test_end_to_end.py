@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from service.client import RotationsClient
-from tests.integration.helpers import book, dead_letters, send
+from tests.integration.helpers import book, dead_letters, read_topic, send
 from tests.integration.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -252,3 +253,24 @@ async def test_restart_keeps_counts_and_suggestions(
     assert after["candidates"] == before["candidates"]
     assert after["host_id"] == before["host_id"]
     assert (await book(client, rotation))["host_id"] == before["host_id"]
+
+
+async def test_stored_events_are_published_in_order(client: RotationsClient, uid: str) -> None:
+    rotation = f"r-{uid}"
+    await send(client, "CreateRotation", rotation, name="Sales", members=["kari"])
+    await send(client, "AddMember", rotation, user_id="ola")
+    booked = await book(client, rotation)
+    position = booked["events"][0]["position"]
+
+    mine: list[Any] = []
+    for _ in range(100):  # published after they are stored: wait for the last one
+        records = await read_topic(client, client.settings.events_topic)
+        mine = [r for r in records if r.key == rotation.encode()]
+        if any(dict(r.headers).get("position") == str(position).encode() for r in mine):
+            break
+        await asyncio.sleep(0.1)
+    types = [json.loads(r.value)["type"] for r in mine]
+    assert types[:3] == ["Created", "MemberAdded", "MeetingBooked"]
+    positions = [int(dict(r.headers)["position"]) for r in mine]
+    assert positions == sorted(positions)
+    assert positions[2] == position

@@ -1,0 +1,177 @@
+"""Rich renderings of audit answers for the `rotations` CLI (replay, audit, explain).
+
+Kept apart from service/cli.py so the commands stay thin; every value that came from a
+client (ids, names) is escaped, so it is shown as text and never read as rich markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from projections.audit import AuditEntry, Decision, Explanation
+from projections.replay import Comparison, Rebuilt
+
+MAX_DIFFERENCE_ROWS = 50
+
+
+class RateColumn(ProgressColumn):
+    """Events per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- events/s" if speed is None else f"{speed:,.0f} events/s")
+
+
+def replay_progress(console: Console) -> Progress:
+    """A bar with done/total events, events/s and ETA."""
+    return Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _when(value: datetime | None) -> str:
+    return "never" if value is None else value.isoformat()
+
+
+def audit_table(rotation_id: str, entries: list[AuditEntry]) -> Table:
+    table = Table(title=f"{escape(rotation_id)}: {len(entries)} events")
+    table.add_column("position")
+    table.add_column("v")
+    table.add_column("time", no_wrap=True)
+    for column in ("event", "what", "suggested", "host", "override"):
+        table.add_column(column)
+    for e in entries:
+        override = "" if e.override is None else ("YES" if e.override else "no")
+        table.add_row(
+            str(e.position),
+            str(e.version),
+            e.timestamp.isoformat(sep=" ", timespec="milliseconds"),
+            e.event,
+            escape(e.summary),
+            escape(e.suggested_host_id or ""),
+            escape(e.host_id or ""),
+            f"[bold yellow]{override}[/]" if e.override else override,
+        )
+    return table
+
+
+def candidates_table(title: str, candidates: Iterable[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("#", "user", "meetings", "last assigned", "available", "joined", "join #"):
+        table.add_column(column)
+    for i, c in enumerate(candidates, 1):
+        table.add_row(
+            str(i),
+            escape(str(c.get("user_id"))),
+            str(c.get("meetings")),
+            _when(c.get("last_assigned_at")),
+            "yes" if c.get("available") else "no",
+            _when(c.get("joined_at")),
+            str(c.get("join_seq")),
+        )
+    return table
+
+
+def _decision_lines(label: str, decision: Decision) -> str:
+    suggested = escape(decision.suggested_host_id or "nobody")
+    override = "yes" if decision.override else "no"
+    return (
+        f"[bold]{label}[/bold]: suggested {suggested}, override {override}, "
+        f"reason {escape(decision.reason)}"
+    )
+
+
+def print_explanation(console: Console, x: Explanation) -> None:
+    """The booking, its stored decision record, the re-derivation and the verdict."""
+    record = f"{x.record.get('type', '?')}:{x.record.get('id', '?')}" if x.record else "none"
+    console.print(
+        f"[bold]meeting {escape(x.meeting_id)}[/bold] in rotation {escape(x.rotation_id)}: "
+        f"hosted by [bold]{escape(x.host_id)}[/bold]"
+    )
+    console.print(
+        f"booked at {x.at.isoformat()}; event version {x.version}, position {x.position}, "
+        f"recorded {x.timestamp.isoformat()}"
+    )
+    console.print(f"record {escape(record)}; starts at {_when(x.starts_at)}")
+    if x.stored is None:
+        console.print(
+            "[yellow]stored decision record: none (booked before decision records were "
+            "kept); the re-derivation below is all there is[/yellow]"
+        )
+    else:
+        console.print(_decision_lines("stored decision record", x.stored))
+        console.print(candidates_table("stored candidates", x.stored.candidates))
+    console.print(_decision_lines("re-derived from the events before it", x.derived))
+    console.print(candidates_table("re-derived candidates", x.derived.candidates))
+    if x.matches is False:
+        console.print(
+            "[bold red]MISMATCH: the stored decision record is not what the events "
+            "before it re-derive[/bold red]"
+        )
+        for difference in x.differences:
+            console.print(f"[red]  - {escape(difference)}[/red]")
+    elif x.matches:
+        console.print("[bold green]matches: the stored decision record re-derives exactly[/]")
+
+
+def print_comparison(console: Console, rebuilt: Rebuilt, c: Comparison) -> None:
+    console.print(
+        f"rebuilt {rebuilt.applied} events into {c.rebuilt_table} in {rebuilt.seconds:.2f}s "
+        f"(position {c.rebuilt_position}); live {c.live_table} is at position "
+        f"{c.live_position}"
+    )
+    if c.identical:
+        console.print(f"[bold green]identical: {c.rebuilt_rows} rotations, row by row[/bold green]")
+        return
+    console.print(
+        f"[bold red]{len(c.differences)} differences[/bold red] "
+        f"({c.live_rows} live rows, {c.rebuilt_rows} rebuilt rows)"
+    )
+    if c.live_position != c.rebuilt_position:
+        console.print(
+            "[yellow]the live table is at another position: differences may be lag, "
+            "not corruption[/yellow]"
+        )
+    table = Table()
+    for column in ("rotation", "what", "live", "rebuilt"):
+        table.add_column(column)
+    ordered = sorted(c.differences, key=lambda d: (d.rotation_id or d.rotation_key, d.what))
+    for d in ordered[:MAX_DIFFERENCE_ROWS]:
+        table.add_row(
+            escape(d.rotation_id or d.rotation_key),
+            d.what,
+            escape(_short(d.live)),
+            escape(_short(d.rebuilt)),
+        )
+    console.print(table)
+    if len(ordered) > MAX_DIFFERENCE_ROWS:
+        console.print(f"... and {len(ordered) - MAX_DIFFERENCE_ROWS} more differences")
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,169 @@
+"""`rotations replay | audit | explain` on an SQLite store prepared through the application."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from events.ranking import FEWEST_MEETINGS
+from projections.replay import LIVE_TABLE, read_rows, table_exists
+from projections.rotation_view import RotationProjector, key_of, open_view
+from service.application import RotationsApplication
+from service.cli import cli
+from service.store import store_environment
+from tests.unit.commands import RECORD, book, ok
+
+RID = "cli-r"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[str]:
+    """A store URL with a small history and a caught-up live read model."""
+    url = f"sqlite:///{tmp_path}/cli.sqlite"
+    app = RotationsApplication(env=store_environment(url))
+    ok(app, "CreateRotation", RID, name="Sales", members=["kari", "ola"])
+    book(app, RID, "m1")
+    book(app, RID, "m2", host_id="kari")
+    ok(app, "ToggleAvailability", RID, user_id="ola", available=False)
+    RotationProjector(app, open_view(app)).catch_up()
+    app.close()
+    yield url
+
+
+def invoke(store: str, *args: str) -> tuple[int, str]:
+    env = {"ROTATIONS_STORE": store, "ROTATIONS_DIRECTORY": "open", "COLUMNS": "200"}
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def opened(store: str) -> RotationsApplication:
+    return RotationsApplication(env=store_environment(store))
+
+
+def test_audit_prints_a_table_of_the_history(store: str) -> None:
+    code, output = invoke(store, "audit", RID)
+
+    assert code == 0, output
+    for expected in ("Created", "MeetingBooked", "AvailabilityToggled", "override of suggested"):
+        assert expected in output
+
+
+def test_audit_json_prints_one_object_per_line(store: str) -> None:
+    code, output = invoke(store, "audit", RID, "--json")
+
+    assert code == 0, output
+    entries = [json.loads(line) for line in output.splitlines()]
+    assert [e["event"] for e in entries] == [
+        "Created",
+        "MeetingBooked",
+        "MeetingBooked",
+        "AvailabilityToggled",
+    ]
+    assert [e["version"] for e in entries] == [1, 2, 3, 4]
+    assert entries[2]["override"] is True and entries[2]["suggested_host_id"] == "ola"
+    assert all(e["position"] > 0 for e in entries)
+
+
+def test_audit_of_an_unknown_rotation_fails(store: str) -> None:
+    code, output = invoke(store, "audit", "nope")
+
+    assert code == 1
+    assert "no rotation 'nope'" in output
+
+
+def test_explain_prints_the_record_and_its_re_derivation(store: str) -> None:
+    code, output = invoke(store, "explain", RID, "m2")
+
+    assert code == 0, output
+    assert "stored decision record: suggested ola, override yes" in output
+    assert "re-derived from the events before it: suggested ola, override yes" in output
+    assert "matches" in output and "MISMATCH" not in output
+
+
+def test_explain_a_tampered_record_is_a_loud_mismatch(store: str) -> None:
+    app = opened(store)
+    rotation = app.get_rotation(RID)
+    rotation._meeting_booked(
+        meeting_id="m-bad",
+        host_id="kari",
+        suggested_host_id="kari",
+        override=False,
+        reason=FEWEST_MEETINGS,
+        candidates=[],
+        record=RECORD,
+        starts_at=None,
+        at=datetime.now(UTC),
+    )
+    app.save(rotation)
+    app.close()
+
+    code, output = invoke(store, "explain", RID, "m-bad")
+
+    assert code == 1
+    assert "MISMATCH" in output
+    assert "candidates: stored 0, re-derived 2" in output
+
+
+def test_explain_an_unknown_meeting_fails(store: str) -> None:
+    code, output = invoke(store, "explain", RID, "m404")
+
+    assert code == 1
+    assert "no meeting 'm404'" in output
+
+
+def test_replay_compares_and_drops_the_rebuilt_table(store: str) -> None:
+    code, output = invoke(store, "replay")
+
+    assert code == 0, output
+    assert "identical: 1 rotations" in output
+    assert "events/s" in output and "ETA" in output
+    app = opened(store)
+    tables = _view_tables(app)
+    app.close()
+    assert tables == [LIVE_TABLE]
+
+
+def test_replay_reports_differences_with_exit_code_1(store: str) -> None:
+    app = opened(store)
+    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute("DELETE FROM rotation_view WHERE rotation_key = ?", (key_of(RID),))
+    app.close()
+
+    code, output = invoke(store, "replay")
+
+    assert code == 1
+    assert "1 differences" in output and "missing_live" in output
+
+
+def test_replay_swap_makes_the_rebuilt_table_live(store: str) -> None:
+    app = opened(store)
+    with app.recorder.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        cursor.execute("DELETE FROM rotation_view WHERE rotation_key = ?", (key_of(RID),))
+    app.close()
+
+    code, output = invoke(store, "replay", "--swap")
+
+    assert code == 0, output
+    assert "swapped" in output
+    app = opened(store)
+    try:
+        assert key_of(RID) in read_rows(app, LIVE_TABLE)
+        backups = [t for t in _view_tables(app) if t.startswith(f"{LIVE_TABLE}_old_")]
+        assert len(backups) == 1 and table_exists(app, backups[0])
+    finally:
+        app.close()
+    assert invoke(store, "replay")[0] == 0
+
+
+def _view_tables(app: RotationsApplication) -> list[str]:
+    with app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rotation_view%' "
+            "ORDER BY name"
+        )
+        return [row[0] for row in cursor.fetchall()]
