@@ -216,10 +216,13 @@ class Rotation(Aggregate):
         self._require_live()
         self._renamed(name=name)
 
-    def add_member(self, user_id: str, at: datetime) -> None:
+    def add_member(self, user_id: str, at: datetime, ineligible: str | None = None) -> None:
+        """Add a member; `ineligible` is why the directory says they cannot host, if so."""
         self._require_live()
         if user_id in self.members:
             raise AlreadyMember(f"{user_id!r} is already a member of {self.rotation_id!r}")
+        if ineligible is not None:
+            raise IneligibleMember(f"{user_id!r} cannot be a member: {ineligible}")
         self._member_added(user_id=user_id, at=at)
 
     def add_team(self, team_id: str, members: list[str], at: datetime) -> None:

@@ -223,9 +223,8 @@ class RotationsApplication(Application[UUID]):
         if isinstance(command, c.RenameRotation):
             rotation.rename(command.name)
         elif isinstance(command, c.AddMember):
-            rotation._require_live()
-            self._require_eligible([command.user_id])
-            rotation.add_member(command.user_id, at=now)
+            why = self.ineligible_users([command.user_id]).get(command.user_id)
+            rotation.add_member(command.user_id, at=now, ineligible=why)
         elif isinstance(command, c.AddTeam):
             self._add_team(rotation, command.team_id, work, now)
         elif isinstance(command, c.RemoveTeam):
