@@ -10,6 +10,7 @@ import pytest
 
 from events.errors import (
     AlreadyMember,
+    IneligibleMember,
     NoAvailableMember,
     RotationDeleted,
     RotationError,
@@ -217,3 +218,18 @@ def test_deleted_rotation_refuses_every_command(action: Callable[[Rotation], obj
         action(rotation)
 
     assert raised.value.code == "rotation_deleted"
+
+
+def test_an_ineligible_user_cannot_join_but_a_member_can_become_ineligible() -> None:
+    rotation = new_rotation("a", "b")
+    with pytest.raises(IneligibleMember) as refused:
+        rotation.add_member("c", at=T0, ineligible="no_seat")
+    assert refused.value.code == "ineligible_member"
+    suggestion = rotation.suggest(ineligible={"a": "no_calendar"})
+    assert suggestion.host_id == "b"
+    assert [(s.user_id, s.eligible, s.why) for s in suggestion.candidates] == [
+        ("b", True, None),
+        ("a", False, "no_calendar"),
+    ]
+    with pytest.raises(IneligibleMember):
+        rotation.book_meeting("m", "a", {"type": "deal", "id": "1"}, None, T0, {"a": "no_seat"})
