@@ -1,0 +1,43 @@
+"""Two application instances on one store: races are retried on fresh state, then `conflict`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eventsourcing.persistence import IntegrityError
+
+from service.application import RotationsApplication
+from tests.unit.commands import book, ok, run
+
+
+def test_a_lost_race_is_retried_on_fresh_state(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    first, second = open_app(), open_app()
+    ok(first, "CreateRotation", "r", name="Race", members=["a", "b"])
+    second.get_rotation("r")  # second now holds "r" in its cache
+    assert book(first, "r", "m1").host_id == "a"
+
+    # second decides on its stale copy first, loses on save, and decides again.
+    assert book(second, "r", "m2").host_id == "b"
+    standings = {s.user_id: s.meetings for s in first.get_rotation("r").standings()}
+    assert standings == {"a": 1, "b": 1}
+
+
+def test_conflict_after_the_retries_run_out(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = open_app()
+    ok(app, "CreateRotation", "r", name="Race", members=["a"])
+    attempts = 0
+
+    def always_lose(*_: object) -> list[object]:
+        nonlocal attempts
+        attempts += 1
+        raise IntegrityError("another instance saved first")
+
+    app._save = always_lose  # type: ignore[method-assign]  # fault injection: every save loses
+    reply = run(app, "BookMeeting", "r", meeting_id="m1", record={"type": "deal", "id": "1"})
+    assert reply.status == "rejected"
+    assert reply.error is not None and reply.error.code == "conflict"
+    assert attempts == app.conflict_retries + 1
