@@ -7,7 +7,7 @@ import base64
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeAlias
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -177,6 +177,9 @@ class RotationsKafkaApp:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             ack_policy=AckPolicy.ACK_FIRST,
+            # Suggestions only read: answer several at once so one slow reply does not
+            # hold up the requests queued behind it.
+            max_workers=settings.suggest_workers,
             parser=sanitising_parser,
             decoder=raw_body,
             no_reply=True,
@@ -238,10 +241,11 @@ class RotationsKafkaApp:
             await self._retry_or_give_up(valid, error)
             return
         self.stored.set()
+        answers: list[Coroutine[Any, Any, object]] = []
         for (record, command), reply in zip(valid, replies, strict=True):
             self._attempts.pop((record.partition, record.offset), None)
             if reply.error is not None:
-                await self._reject(record, reply.error, dump(reply))
+                answers.append(self._reject(record, reply.error, dump(reply)))
             else:
                 log.debug(
                     "command accepted",
@@ -251,7 +255,10 @@ class RotationsKafkaApp:
                         "rotation_id": command.rotation_id,
                     },
                 )
-                await self._reply(record, dump(reply))
+                answers.append(self._reply(record, dump(reply)))
+        # All at once: the producer batches them into few requests instead of one round
+        # trip per reply. Each is already stored, so their order does not matter.
+        await asyncio.gather(*answers)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
         """Store the commands' effects (once), then bring the read model up to date."""

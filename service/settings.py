@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     projection_poll_seconds: float = Field(0.2, alias="ROTATIONS_PROJECTION_POLL_SECONDS")
     conflict_retries: int = Field(5, alias="ROTATIONS_CONFLICT_RETRIES", ge=0)
     directory: Literal["required", "open"] = Field("required", alias="ROTATIONS_DIRECTORY")
+    suggest_workers: int = Field(16, alias="ROTATIONS_SUGGEST_WORKERS", ge=1)
     max_batch: int = Field(500, alias="ROTATIONS_MAX_BATCH", ge=1)
     linger_ms: int = Field(0, alias="ROTATIONS_LINGER_MS", ge=0)
     reply_timeout_seconds: float = Field(10.0, alias="ROTATIONS_REPLY_TIMEOUT_SECONDS")
