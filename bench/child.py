@@ -1,0 +1,100 @@
+"""Work measured in a process of its own, so its peak RSS and CPU are its alone.
+
+    python -m bench.child rebuild STORE_URL EVENTS TABLE   # RotationProjector on a fresh table
+    python -m bench.child read STORE_URL EVENTS            # the library alone: read + decode
+    python -m bench.child idle BOOTSTRAP WAIT_MS PARTITIONS TOPIC...   # idle raw consumers
+
+The first two print one JSON line: events, seconds, peak RSS (ru_maxrss) in MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def rebuild(store_url: str, events: int, table: str) -> dict[str, Any]:
+    from projections.rotation_view import RotationProjector, open_view
+    from service.application import RotationsApplication
+    from service.store import store_environment
+
+    app = RotationsApplication(env=store_environment(store_url))
+    try:
+        projector = RotationProjector(app, open_view(app, table_name=table), tracking_name=table)
+        started = time.perf_counter()
+        applied = projector.catch_up(limit=events)
+        seconds = time.perf_counter() - started
+    finally:
+        app.close()
+    return {"events": applied, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def read(store_url: str, events: int, page: int = 1000) -> dict[str, Any]:
+    """The baseline: page through the notification log and decode every domain event."""
+    from service.application import RotationsApplication
+    from service.store import store_environment
+
+    app = RotationsApplication(env=store_environment(store_url))
+    try:
+        started = time.perf_counter()
+        done = 0
+        position = 0
+        while done < events:
+            batch = app.recorder.select_notifications(
+                start=position + 1, limit=min(page, events - done)
+            )
+            if not batch:
+                break
+            for notification in batch:
+                app.mapper.to_domain_event(notification)
+            done += len(batch)
+            position = batch[-1].id
+        seconds = time.perf_counter() - started
+    finally:
+        app.close()
+    return {"events": done, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+async def idle(bootstrap: str, wait_ms: int, partitions: int, topics: list[str]) -> None:
+    """Consumers on empty topics, fetching forever with the given wait (until terminated)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumers = []
+    for topic in topics:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=wait_ms
+        )
+        await consumer.start()
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        consumers.append(consumer)
+    print("ready", flush=True)
+
+    async def drain(consumer: Any) -> None:
+        while True:
+            await consumer.getmany(timeout_ms=1000)
+
+    await asyncio.gather(*(drain(c) for c in consumers))
+
+
+def main(argv: list[str]) -> None:
+    mode, *args = argv
+    if mode == "rebuild":
+        print(json.dumps(rebuild(args[0], int(args[1]), args[2])), flush=True)
+    elif mode == "read":
+        print(json.dumps(read(args[0], int(args[1]))), flush=True)
+    elif mode == "idle":
+        asyncio.run(idle(args[0], int(args[1]), int(args[2]), args[3:]))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
