@@ -99,12 +99,8 @@ class Explanation:
 # -- history ----------------------------------------------------------------------------
 
 
-def audit_history(app: Any, rotation_id: str) -> list[AuditEntry]:
-    """Every event of the rotation in order, with timestamp, version and global position.
-
-    The events are folded as they are listed, so each entry can say who actually joined or
-    left (a team's members, say) and whether the counts were reset (every join resets).
-    """
+def _events_and_positions(app: Any, rotation_id: str) -> tuple[list[Any], list[int]]:
+    """The rotation's events in order, and the global position of each."""
     events = list(app.events.get(rotation_uuid(rotation_id)))
     if not events:
         raise UnknownRotation(f"no rotation {rotation_id!r}")
@@ -114,6 +110,16 @@ def audit_history(app: Any, rotation_id: str) -> list[AuditEntry]:
         events[0].originator_version,
         events[-1].originator_version,
     )
+    return events, positions
+
+
+def audit_history(app: Any, rotation_id: str) -> list[AuditEntry]:
+    """Every event of the rotation in order, with timestamp, version and global position.
+
+    The events are folded as they are listed, so each entry can say who actually joined or
+    left (a team's members, say) and whether the counts were reset (every join resets).
+    """
+    events, positions = _events_and_positions(app, rotation_id)
     entries = []
     rotation: Rotation | None = None
     for event, position in zip(events, positions, strict=True):
@@ -222,15 +228,7 @@ def explain_bookings(app: Any, rotation_id: str) -> list[Explanation]:
 
 def _explanations(app: Any, rotation_id: str, meeting_id: str | None) -> Iterator[Explanation]:
     """Fold the rotation's events; before each (matching) booking, rank the members."""
-    events = list(app.events.get(rotation_uuid(rotation_id)))
-    if not events:
-        raise UnknownRotation(f"no rotation {rotation_id!r}")
-    positions = positions_of(
-        app.recorder,
-        events[0].originator_id,
-        events[0].originator_version,
-        events[-1].originator_version,
-    )
+    events, positions = _events_and_positions(app, rotation_id)
     directory = DirectoryHistory(app)
     rotation: Rotation | None = None
     for event, position in zip(events, positions, strict=True):

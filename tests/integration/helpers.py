@@ -40,10 +40,10 @@ async def book(
     return await send(client, "BookMeeting", rotation_id, **fields)
 
 
-async def read_topic(client: RotationsClient, topic: str) -> list[Any]:
+async def read_topic(bootstrap_servers: str, topic: str) -> list[Any]:
     """Every record on a topic so far (all partitions, from the beginning)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=client.settings.kafka_bootstrap_servers,
+        bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
         fetch_max_wait_ms=10,
     )
@@ -66,7 +66,8 @@ async def read_topic(client: RotationsClient, topic: str) -> list[Any]:
 async def dead_letters(client: RotationsClient) -> list[dict[str, Any]]:
     """Every record on the dead-letter topic so far, decoded."""
     letters = []
-    for record in await read_topic(client, client.settings.dead_letter_topic):
+    settings = client.settings
+    for record in await read_topic(settings.kafka_bootstrap_servers, settings.dead_letter_topic):
         letter = json.loads(record.value)
         letter["original_bytes"] = base64.b64decode(letter["original"])
         letters.append(letter)

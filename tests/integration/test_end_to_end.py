@@ -264,7 +264,9 @@ async def test_stored_events_are_published_in_order(client: RotationsClient, uid
 
     mine: list[Any] = []
     for _ in range(100):  # published after they are stored: wait for the last one
-        records = await read_topic(client, client.settings.events_topic)
+        records = await read_topic(
+            client.settings.kafka_bootstrap_servers, client.settings.events_topic
+        )
         mine = [r for r in records if r.key == rotation.encode()]
         if any(dict(r.headers).get("position") == str(position).encode() for r in mine):
             break

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from eventsourcing.persistence import Tracking
 from faststream.kafka import KafkaBroker
 
@@ -21,6 +20,7 @@ from service.settings import Settings
 from service.store import store_environment
 from service.topics import ensure_topics
 from tests.environment import postgres_schema_url
+from tests.integration.helpers import read_topic
 from tests.unit.commands import book, ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -93,28 +93,7 @@ async def run_until_caught_up(app: RotationsApplication, settings: Settings) -> 
 
 async def consume_all(settings: Settings) -> list[Any]:
     """Every record on the events topic, read with manually assigned partitions."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(settings.events_topic, p)
-            for p in consumer.partitions_for_topic(settings.events_topic) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
+    return await read_topic(settings.kafka_bootstrap_servers, settings.events_topic)
 
 
 def position_of(record: Any) -> int:
