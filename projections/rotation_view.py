@@ -15,7 +15,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import Mapper, Notification, StoredEvent, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    Notification,
+    StoredEvent,
+    Tracking,
+)
 from eventsourcing.utils import get_topic
 
 from events.errors import RotationDeleted, UnknownRotation
@@ -78,6 +84,7 @@ class RotationProjector:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[Rotation, int]] = OrderedDict()
         self._lock = threading.RLock()
+        self._known_position = self.position  # where this instance last saw the view
 
     @property
     def position(self) -> int:
@@ -88,12 +95,22 @@ class RotationProjector:
         applied = 0
         with self._lock:
             while limit is None or applied < limit:
-                batch = self.recorder.select_notifications(
-                    start=self.position + 1, limit=self.batch_size
-                )
+                start = self.position
+                if start != self._known_position:
+                    # Another instance moved the shared view on: our folded copies are old.
+                    self._cache.clear()
+                    self._known_position = start
+                batch = self.recorder.select_notifications(start=start + 1, limit=self.batch_size)
                 if not batch:
                     break
-                self._apply_batch(batch)
+                try:
+                    self._apply_batch(batch)
+                except IntegrityError:
+                    # Another instance's read model stored this batch first (they share the
+                    # view): its rows are in, so read on from the position it recorded.
+                    if self.position <= start:
+                        raise
+                    continue
                 applied += len(batch)
                 if len(batch) < self.batch_size:
                     break
@@ -112,6 +129,7 @@ class RotationProjector:
                 touched[key] = (rotation, notification.id)
             rows = [self._to_row(rid, rot, pos) for rid, (rot, pos) in touched.items()]
             self.view.put_rows(rows, Tracking(self.tracking_name, notifications[-1].id))
+            self._known_position = notifications[-1].id
         except BaseException:
             self._cache.clear()  # folded copies may be ahead of what was stored
             raise

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from eventsourcing.persistence import IntegrityError
 
+from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
 from tests.unit.commands import book, ok, run
 
@@ -41,3 +42,21 @@ def test_conflict_after_the_retries_run_out(
     assert reply.status == "rejected"
     assert reply.error is not None and reply.error.code == "conflict"
     assert attempts == app.conflict_retries + 1
+
+
+def test_two_read_models_on_one_view_do_not_trip_over_each_other(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    first, second = open_app(), open_app()
+    ok(first, "CreateRotation", "r", name="Race", members=["a", "b"])
+    mine = RotationProjector(first, open_view(first))
+    theirs = RotationProjector(second, open_view(second))
+    mine.catch_up()
+    theirs.suggest("r")  # theirs holds "r" in memory, at the old position
+    book(first, "r", "m1")
+    mine.catch_up()  # the shared view moves on without theirs
+
+    book(first, "r", "m2")
+    theirs.catch_up()  # must skip what is already applied, then apply m2
+    assert theirs.position == first.recorder.max_notification_id()
+    assert theirs.suggest("r").suggestion == first.get_rotation("r").suggest()
