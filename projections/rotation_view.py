@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from events.directory import DirectoryUser
 from events.errors import RotationDeleted, UnknownRotation
 from events.ranking import Suggestion
 from events.rotation import Rotation, rotation_uuid
@@ -35,6 +36,7 @@ from projections.view_store import (
 )
 
 ROTATION_TOPIC_PREFIX = get_topic(Rotation).rsplit(":", 1)[0] + ":Rotation."
+USER_TOPIC_PREFIX = get_topic(DirectoryUser) + "."
 
 
 def key_of(rotation_id: str) -> str:
@@ -77,6 +79,10 @@ class RotationProjector:
         batch_size: int = 1_000,
     ) -> None:
         self.recorder = app.recorder
+        # Told which directory users changed, so its cache of them stays fresh.
+        self.notice_changes: Callable[[set[UUID] | None], None] = getattr(
+            app, "notice_changes", lambda _changed: None
+        )
         self.mapper: Mapper[Any] = app.mapper
         self.view = view
         self.tracking_name = tracking_name
@@ -99,6 +105,7 @@ class RotationProjector:
                 if start != self._known_position:
                     # Another instance moved the shared view on: our folded copies are old.
                     self._cache.clear()
+                    self.notice_changes(None)
                     self._known_position = start
                 batch = self.recorder.select_notifications(start=start + 1, limit=self.batch_size)
                 if not batch:
@@ -118,6 +125,9 @@ class RotationProjector:
 
     def _apply_batch(self, notifications: Sequence[Notification]) -> None:
         touched: dict[str, tuple[Rotation, int]] = {}
+        users = {n.originator_id for n in notifications if n.topic.startswith(USER_TOPIC_PREFIX)}
+        if users:
+            self.notice_changes(users)
         try:
             for notification in notifications:
                 if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):

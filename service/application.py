@@ -37,6 +37,7 @@ from events.errors import (
 from events.rotation import Rotation, rotation_uuid
 from projections.positions import positions_of
 from service import contracts as c
+from service.directory_cache import DirectoryCache
 
 log = logging.getLogger("rotations.application")
 
@@ -70,6 +71,8 @@ class RotationsApplication(Application[UUID]):
         self.conflict_retries = conflict_retries
         # "required": the directory decides eligibility and permissions; "open": all allowed.
         self.directory_required = directory == "required"
+        # Kept fresh by whoever follows the notification log (the read model's projector).
+        self.directory_cache = DirectoryCache(self._load_user)
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder, so events and tracking records commit together."""
@@ -86,11 +89,22 @@ class RotationsApplication(Application[UUID]):
         return rotation
 
     def find_user(self, user_id: str) -> DirectoryUser | None:
+        """The user as last seen (read only: change users through `record_directory`)."""
+        return self.directory_cache.get(user_id)
+
+    def _load_user(self, key: UUID) -> DirectoryUser | None:
         try:
-            user: Any = self.repository.get(user_uuid(user_id))
+            user: Any = self.repository.get(key)
         except AggregateNotFoundError:
             return None
         return user  # type: ignore[no-any-return]
+
+    def notice_changes(self, originator_ids: set[UUID] | None) -> None:
+        """Told by a follower of the notification log what changed (None: maybe anything)."""
+        if originator_ids is None:
+            self.directory_cache.clear()
+        else:
+            self.directory_cache.invalidate(originator_ids)
 
     def ineligible_users(self, user_ids: Sequence[str]) -> dict[str, str]:
         """Why each of these users cannot host now (absent when they can)."""
@@ -369,7 +383,7 @@ class RotationsApplication(Application[UUID]):
         objs: list[Any] = []
         now = self.clock()
         if isinstance(fact, c.UserUpdated | c.UserDeactivated):
-            user = self.find_user(fact.user_id)
+            user = self._load_user(user_uuid(fact.user_id))
             if isinstance(fact, c.UserUpdated):
                 details: dict[str, Any] = {
                     "name": fact.name,
@@ -421,6 +435,7 @@ class RotationsApplication(Application[UUID]):
         refs = [[str(obj_id), e.originator_version] for obj_id, e in pending]
         receipt = CommandReceipt(command_id=receipt_key, outcome={**_dump(reply), "refs": refs})
         recordings = self._save(tracking, *objs, receipt)
+        self.directory_cache.invalidate(obj.id for obj in objs)
         reply.events = [
             c.EventRef(type=type(r.domain_event).__name__, position=r.notification.id)
             for r in recordings[: len(types)]

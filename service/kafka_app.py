@@ -261,7 +261,11 @@ class RotationsKafkaApp:
         await asyncio.gather(*answers)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
-        """Store the commands' effects (once), then bring the read model up to date."""
+        """Store the commands' effects (once), then bring the read model up to date.
+
+        Catching up first also refreshes the directory users other instances changed.
+        """
+        self.projector.catch_up()
         replies = self.app.execute_batch(items)
         self.projector.catch_up()
         for observer in self.observers:
