@@ -80,7 +80,7 @@ class RotationProjector:
     ) -> None:
         self.recorder = app.recorder
         # Told which directory users changed, so its cache of them stays fresh.
-        self.notice_changes: Callable[[set[UUID] | None], None] = getattr(
+        self.notice_changes: Callable[[set[UUID | str] | None], None] = getattr(
             app, "notice_changes", lambda _changed: None
         )
         self.mapper: Mapper[Any] = app.mapper

@@ -99,7 +99,7 @@ class RotationsApplication(Application[UUID]):
             return None
         return user  # type: ignore[no-any-return]
 
-    def notice_changes(self, originator_ids: set[UUID] | None) -> None:
+    def notice_changes(self, originator_ids: set[UUID | str] | None) -> None:
         """Told by a follower of the notification log what changed (None: maybe anything)."""
         if originator_ids is None:
             self.directory_cache.clear()

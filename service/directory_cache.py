@@ -42,12 +42,12 @@ class DirectoryCache:
                 self._users[key] = user
         return user
 
-    def invalidate(self, keys: Iterable[UUID]) -> None:
+    def invalidate(self, keys: Iterable[UUID | str]) -> None:
         """These users changed (their aggregate ids, as the notification log has them)."""
         with self._lock:
             self._generation += 1
             for key in keys:
-                self._users.pop(key, None)
+                self._users.pop(key if isinstance(key, UUID) else UUID(key), None)
 
     def clear(self) -> None:
         """Anything may have changed (e.g. another instance read the log past us)."""
