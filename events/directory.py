@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -12,6 +13,7 @@ MANAGE_ROTATIONS = "manage_rotations"
 SCHEDULE_FOR_OTHERS = "schedule_for_others"
 
 
+@lru_cache(maxsize=100_000)  # asked for every member of every booking
 def user_uuid(user_id: str) -> UUID:
     return uuid5(DIRECTORY_NAMESPACE, f"user\x00{user_id}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -37,6 +38,7 @@ class MemberRecord(TypedDict):
     join_seq: int
 
 
+@lru_cache(maxsize=100_000)  # asked for every member of every booking
 def rotation_uuid(rotation_id: str) -> UUID:
     """Aggregate id of a rotation: stable, derived from the client's rotation id."""
     return uuid5(ROTATION_NAMESPACE, rotation_id)
@@ -187,6 +189,21 @@ class Rotation(Aggregate):
         self.last_reset_at: datetime | None = at if members else None
         for user_id in members:
             self._join(user_id, at)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Rotation:
+        """A deep copy at a fraction of `copy.deepcopy`'s generic cost.
+
+        The repository copies a cached rotation for every command and the read model copies
+        what the write side stored; the generic copy cost more than deciding a booking.
+        Member records hold immutable values only, and stored events are immutable.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.members = {user_id: record.copy() for user_id, record in self.members.items()}
+        clone.member_sources = {k: list(v) for k, v in self.member_sources.items()}
+        clone.teams = {k: list(v) for k, v in self.teams.items()}
+        clone.__dict__["_pending_events"] = list(self.__dict__["_pending_events"])
+        return clone
 
     # -- queries -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ stored as a snapshot row per rotation, next to a tracking record of the last app
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
     Notification,
+    Recording,
     StoredEvent,
     Tracking,
 )
@@ -145,6 +147,49 @@ class RotationProjector:
             raise
         for rotation_id, entry in touched.items():
             self._remember(rotation_id, entry)
+
+    def follow_saved(
+        self, recordings: Sequence[Recording[Any]], aggregates: Mapping[UUID, Any]
+    ) -> bool:
+        """Apply a transaction just stored, from the aggregates that made it: no read back.
+
+        Only when its events are exactly the next notifications after this view's position;
+        otherwise (another writer came between) the next `catch_up` reads them from the log.
+        Returns whether they were applied.
+        """
+        ids = sorted(r.notification.id for r in recordings)
+        if not ids:
+            return False
+        with self._lock:
+            if ids[0] != self._known_position + 1 or ids[-1] - ids[0] + 1 != len(ids):
+                return False
+            positions: dict[UUID, int] = {}
+            users: set[UUID | str] = set()
+            for recording in recordings:
+                notification = recording.notification
+                if notification.topic.startswith(ROTATION_TOPIC_PREFIX):
+                    key = recording.domain_event.originator_id
+                    positions[key] = max(positions.get(key, 0), notification.id)
+                elif notification.topic.startswith(USER_TOPIC_PREFIX):
+                    users.add(notification.originator_id)
+            if users:
+                self.notice_changes(users)
+            touched = {
+                str(key): (copy.deepcopy(aggregates[key]), position)
+                for key, position in positions.items()
+            }
+            rows = [self._to_row(key, rotation, pos) for key, (rotation, pos) in touched.items()]
+            try:
+                self.view.put_rows(rows, Tracking(self.tracking_name, ids[-1]))
+            except IntegrityError:
+                # Another instance applied these already (they share the view): start over.
+                self._cache.clear()
+                self.notice_changes(None)
+                return False
+            self._known_position = ids[-1]
+            for key, entry in touched.items():
+                self._remember(key, entry)
+            return True
 
     def _load(self, key: str) -> tuple[Rotation, int] | None:
         cached = self._cache.get(key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 
 from events.claims import CommandReceipt, MeetingClaim, command_receipt_id, meeting_claim_id
 from events.directory import (
@@ -42,6 +42,7 @@ from service.directory_cache import DirectoryCache
 log = logging.getLogger("rotations.application")
 
 Clock = Callable[[], datetime]
+SavedListener = Callable[[Sequence[Recording[UUID]], Mapping[UUID, Any]], object]
 
 
 def utc_now() -> datetime:
@@ -73,6 +74,9 @@ class RotationsApplication(Application[UUID]):
         self.directory_required = directory == "required"
         # Kept fresh by whoever follows the notification log (the read model's projector).
         self.directory_cache = DirectoryCache(self._load_user)
+        # Told of every transaction this application stored, with the aggregates that made
+        # it (the read model applies them without reading the events back).
+        self.saved_listeners: list[SavedListener] = []
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder, so events and tracking records commit together."""
@@ -461,7 +465,20 @@ class RotationsApplication(Application[UUID]):
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
+        self._remember_saved(processing.aggregates)
+        for listener in self.saved_listeners:
+            listener(recordings, processing.aggregates)
         return recordings
+
+    def _remember_saved(self, aggregates: Mapping[UUID, Any]) -> None:
+        """Cache saved rotations as they are, so the next command does not re-read and
+        re-apply their new events (the cache still fast-forwards past other writers)."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate_id, aggregate in aggregates.items():
+            if isinstance(aggregate, Rotation):
+                cache.put(aggregate_id, aggregate)
 
 
 class _RetryAlone(Exception):

@@ -1,0 +1,134 @@
+"""What the write side keeps in memory for speed stays true to the store, on both stores.
+
+The read model applies the transactions its application stores without reading them back,
+directory users are cached, and rotations are copied cheaply; none of it may drift from
+what a fresh read of the event log says.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from events.rotation import Rotation
+from projections.rotation_view import RotationProjector, open_view
+from service.application import RotationsApplication
+from tests.unit.commands import book, ok, user
+
+
+def followed(app: RotationsApplication) -> RotationProjector:
+    """A read model that follows the application's own saves, as the service wires it."""
+    projector = RotationProjector(app, open_view(app))
+    projector.catch_up()
+    app.saved_listeners.append(projector.follow_saved)
+    return projector
+
+
+def rebuilt(app: RotationsApplication, table: str) -> RotationProjector:
+    """A read model built from the event log alone, in a table of its own."""
+    projector = RotationProjector(app, open_view(app, table), tracking_name=table)
+    projector.catch_up()
+    return projector
+
+
+def test_own_saves_reach_the_view_without_reading_the_log(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = open_app()
+    projector = followed(app)
+    ok(app, "CreateRotation", "r", name="Sales", members=["a", "b", "c"])
+    book(app, "r", "m1")
+    ok(app, "ToggleAvailability", "r", user_id="b", available=False)
+    book(app, "r", "m2")
+
+    assert projector.position == app.recorder.max_notification_id()
+    assert projector.catch_up() == 0  # nothing left to read: the saves were applied
+    fresh = rebuilt(app, "rebuilt_view")
+    assert projector.suggest("r").suggestion == fresh.suggest("r").suggestion
+    assert projector.suggest("r").suggestion == app.get_rotation("r").suggest()
+    # A restarted read model reads what the fast path stored, not its memory.
+    restarted = RotationProjector(app, open_view(app))
+    assert restarted.suggest("r").suggestion == app.get_rotation("r").suggest()
+
+
+def test_a_writer_in_between_sends_the_view_back_to_the_log(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    mine, other = open_app(), open_app()
+    projector = followed(mine)
+    ok(mine, "CreateRotation", "r", name="Sales", members=["a", "b", "c"])
+    book(other, "r", "m1")  # not this read model's application: not applied yet
+    book(mine, "r", "m2")  # comes after other's event, so it cannot be applied alone
+
+    assert projector.position < mine.recorder.max_notification_id()
+    assert projector.catch_up() > 0
+    counts = {s.user_id: s.meetings for s in projector.suggest("r").suggestion.candidates}
+    assert counts == {"a": 1, "b": 1, "c": 0}
+    assert (
+        projector.suggest("r").suggestion == rebuilt(mine, "rebuilt_view").suggest("r").suggestion
+    )
+
+
+@pytest.fixture
+def open_required(
+    store_env: dict[str, str],
+) -> Iterator[Callable[[], RotationsApplication]]:
+    """Applications that enforce the user directory, closed before the store is dropped."""
+    opened: list[RotationsApplication] = []
+
+    def _open() -> RotationsApplication:
+        opened.append(RotationsApplication(env=dict(store_env), directory="required"))
+        return opened[-1]
+
+    yield _open
+    for app in opened:
+        app.close()
+
+
+def test_directory_changes_by_another_instance_reach_the_cache_through_the_log(
+    open_required: Callable[[], RotationsApplication],
+) -> None:
+    mine, other = open_required(), open_required()
+    projector = followed(mine)
+    user(other, "kari")
+    assert mine.ineligible_users(["kari"]) == {}
+
+    user(other, "kari", eligible=False)
+    projector.catch_up()
+
+    assert mine.ineligible_users(["kari"]) == {"kari": "no_calendar"}
+
+
+def test_directory_changes_of_the_same_instance_are_seen_at_once(
+    open_required: Callable[[], RotationsApplication],
+) -> None:
+    app = open_required()
+    user(app, "kari")
+    assert app.ineligible_users(["kari", "nobody"]) == {"nobody": "unknown_user"}
+
+    user(app, "kari", eligible=False)
+    user(app, "nobody")
+
+    assert app.ineligible_users(["kari", "nobody"]) == {"kari": "no_calendar"}
+
+
+def test_a_copied_rotation_shares_nothing_that_changes() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    original = Rotation(rotation_id="r", name="Sales", members=["a", "b"], at=at)
+    original.add_team("t", ["c"], at=at)
+    before = copy.deepcopy(original.__dict__)
+
+    clone = copy.deepcopy(original)
+    clone.book_meeting(meeting_id="m", host_id=None, record={}, starts_at=None, at=at)
+    clone.toggle_availability("b", available=False)
+    clone.team_changed("t", ["c", "d"], at=at)
+
+    assert original.__dict__.keys() == before.keys()
+    for name, value in before.items():
+        assert getattr(original, name) == value, name
+    immutable = (str, int, bool, type(None), datetime, type(original.id))
+    for name, value in original.__dict__.items():
+        assert isinstance(value, immutable) or value is not clone.__dict__[name], name
