@@ -16,6 +16,7 @@ from typing import Any, Self
 from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
+from service.kafka_records import whole_message
 from service.settings import Settings
 from service.topics import ensure_topics
 
@@ -30,6 +31,7 @@ class RotationsClient:
         self.broker = KafkaBroker(
             self.settings.kafka_bootstrap_servers,
             client_id="rotations-client",
+            apply_types=False,
             linger_ms=0,
             logger=None,
         )
@@ -38,6 +40,7 @@ class RotationsClient:
             partitions=[TopicPartition(self.reply_topic, 0)],
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            decoder=whole_message,
             include_in_schema=False,
         )
         subscriber(self._on_reply)

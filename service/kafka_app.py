@@ -28,9 +28,9 @@ from service.kafka_records import (
     LEGAL_TOPIC,
     header,
     headers_of,
-    raw_body,
     reply_topic,
     sanitising_parser,
+    whole_message,
 )
 from service.parsing import InvalidMessage, parse
 from service.settings import Settings
@@ -136,6 +136,7 @@ class RotationsKafkaApp:
         self.broker = broker or KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id="rotations-service",
+            apply_types=False,
             linger_ms=settings.linger_ms,
             graceful_timeout=10.0,
             logger=logging.getLogger("rotations.faststream"),
@@ -163,7 +164,7 @@ class RotationsKafkaApp:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             listener=self.listener,
             parser=sanitising_parser,
-            decoder=raw_body,
+            decoder=whole_message,
             no_reply=True,
             title="rotations.commands",
             description="Commands (CreateRotation, AddMember, BookMeeting, ...) keyed by "
@@ -181,7 +182,7 @@ class RotationsKafkaApp:
             # hold up the requests queued behind it.
             max_workers=settings.suggest_workers,
             parser=sanitising_parser,
-            decoder=raw_body,
+            decoder=whole_message,
             no_reply=True,
             title="rotations.suggest-host",
             description="Host-suggestion requests, answered on the reply_to topic",
@@ -194,7 +195,7 @@ class RotationsKafkaApp:
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             parser=sanitising_parser,
-            decoder=raw_body,
+            decoder=whole_message,
             no_reply=True,
             title="rotations.directory",
             description="UserUpdated, UserDeactivated and TeamUpdated facts from the user "

@@ -38,9 +38,14 @@ async def sanitising_parser(
     return await original(sanitise(message))
 
 
-async def raw_body(msg: Any) -> Any:
-    """faststream custom decoder: hand handlers the bytes, validation is ours."""
-    return msg.body
+async def whole_message(msg: Any) -> Any:
+    """faststream custom decoder: hand handlers the message itself; validation is ours.
+
+    Brokers run with `apply_types=False`: injecting the message as a FastDepends context
+    field ran a synchronous resolver on a worker thread for every message, which cost more
+    than answering a suggestion.
+    """
+    return msg
 
 
 def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:

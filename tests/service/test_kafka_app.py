@@ -16,6 +16,7 @@ from faststream.kafka.annotations import KafkaMessage
 from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
 from service.kafka_app import RotationsKafkaApp
+from service.kafka_records import whole_message
 from service.settings import Settings
 from service.store import store_environment
 
@@ -64,16 +65,16 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         app,
         RotationProjector(app, open_view(app)),
         cluster_id="test",
-        broker=KafkaBroker(),
+        broker=KafkaBroker(apply_types=False),
     )
     replies: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
 
-    @service.broker.subscriber(REPLIES)
+    @service.broker.subscriber(REPLIES, decoder=whole_message)
     async def on_reply(msg: KafkaMessage) -> None:
         replies.append({"correlation_id": msg.correlation_id, "body": json.loads(msg.body)})
 
-    @service.broker.subscriber(settings.dead_letter_topic)
+    @service.broker.subscriber(settings.dead_letter_topic, decoder=whole_message)
     async def on_dead(msg: KafkaMessage) -> None:
         dead.append(json.loads(msg.body))
 
