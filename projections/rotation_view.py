@@ -81,7 +81,7 @@ class RotationProjector:
         batch_size: int = 1_000,
     ) -> None:
         self.recorder = app.recorder
-        # Told which directory users changed, so its cache of them stays fresh.
+        # Told which aggregates changed in the store, so the application's caches stay fresh.
         self.notice_changes: Callable[[set[UUID | str] | None], None] = getattr(
             app, "notice_changes", lambda _changed: None
         )
@@ -127,9 +127,9 @@ class RotationProjector:
 
     def _apply_batch(self, notifications: Sequence[Notification]) -> None:
         touched: dict[str, tuple[Rotation, int]] = {}
-        users = {n.originator_id for n in notifications if n.topic.startswith(USER_TOPIC_PREFIX)}
-        if users:
-            self.notice_changes(users)
+        # Read from the log: written by another writer (or not applied on saving), so the
+        # application's cached copies of these aggregates may be stale.
+        self.notice_changes({n.originator_id for n in notifications})
         try:
             for notification in notifications:
                 if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -62,6 +69,9 @@ class RotationsApplication(Application[UUID]):
     name = "Rotations"
     env: ClassVar[dict[str, str]] = {
         "AGGREGATE_CACHE_MAXSIZE": "10000",
+        # The cache is kept fresh by the notification log instead (`notice_changes`): a
+        # read per rotation per batch to fast-forward was a database round trip each.
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
         "COMPRESSOR_TOPIC": "",
     }
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Rotation: 200}
@@ -81,6 +91,8 @@ class RotationsApplication(Application[UUID]):
         self.directory_required = directory == "required"
         # Kept fresh by whoever follows the notification log (the read model's projector).
         self.directory_cache = DirectoryCache(self._load_user)
+        # Reads straight from the store (no cache), for everything but the command thread.
+        self.store_reader = Repository[UUID](self.events, snapshot_store=self.snapshots)
         # Told of every transaction this application stored, with the aggregates that made
         # it (the read model applies them without reading the events back).
         self.saved_listeners: list[SavedListener] = []
@@ -97,8 +109,17 @@ class RotationsApplication(Application[UUID]):
     # -- reads ---------------------------------------------------------------------------
 
     def get_rotation(self, rotation_id: str) -> Rotation:
+        """The rotation as stored now (read from the store, for any thread)."""
+        return self._rotation(self.store_reader, rotation_id)
+
+    def _rotation_for_command(self, rotation_id: str) -> Rotation:
+        """A copy of the cached rotation: may be stale, then the save conflicts and retries."""
+        return self._rotation(self.repository, rotation_id)
+
+    @staticmethod
+    def _rotation(repository: Repository[UUID], rotation_id: str) -> Rotation:
         try:
-            rotation: Any = self.repository.get(rotation_uuid(rotation_id))
+            rotation: Any = repository.get(rotation_uuid(rotation_id))
         except AggregateNotFoundError:
             raise UnknownRotation(f"no rotation {rotation_id!r}") from None
         assert isinstance(rotation, Rotation)
@@ -110,7 +131,7 @@ class RotationsApplication(Application[UUID]):
 
     def _load_user(self, key: UUID) -> DirectoryUser | None:
         try:
-            user: Any = self.repository.get(key)
+            user: Any = self.store_reader.get(key)
         except AggregateNotFoundError:
             return None
         return user  # type: ignore[no-any-return]
@@ -119,8 +140,21 @@ class RotationsApplication(Application[UUID]):
         """Told by a follower of the notification log what changed (None: maybe anything)."""
         if originator_ids is None:
             self.directory_cache.clear()
+            if isinstance(self.repository.cache, LRUCache):
+                self.repository.cache.clear()
         else:
             self.directory_cache.invalidate(originator_ids)
+            self._forget(originator_ids)
+
+    def _forget(self, originator_ids: Iterable[UUID | str]) -> None:
+        """Drop cached aggregates that changed in the store or whose save failed."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for originator_id in originator_ids:
+            key = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+            with contextlib.suppress(KeyError):
+                cache.get(key, evict=True)
 
     def ineligible_users(self, user_ids: Sequence[str]) -> dict[str, str]:
         """Why each of these users cannot host now (absent when they can)."""
@@ -192,12 +226,17 @@ class RotationsApplication(Application[UUID]):
         work = _UnitOfWork()
         decisions = [self._decide(command, work, check_store) for command, _ in items]
         trackings = [tracking for _, tracking in items if tracking is not None]
-        recordings = self._save(
-            trackings[-1] if trackings else None,
-            *work.rotations.values(),
-            *work.loaded.values(),
-            *work.others,
-        )
+        try:
+            recordings = self._save(
+                trackings[-1] if trackings else None,
+                *work.rotations.values(),
+                *work.loaded.values(),
+                *work.others,
+            )
+        except IntegrityError:
+            # A lost race: what this batch read may be stale, so read it afresh next time.
+            self._forget([*work.rotations, *work.loaded])
+            raise
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
             for r in recordings
@@ -246,7 +285,7 @@ class RotationsApplication(Application[UUID]):
             for team_id in dict.fromkeys(command.teams):
                 self._add_team(rotation, team_id, work, now)
             return rotation, 0, None
-        rotation = work.rotations.get(key) or self.get_rotation(command.rotation_id)
+        rotation = work.rotations.get(key) or self._rotation_for_command(command.rotation_id)
         work.rotations[key] = rotation
         before = len(rotation.pending_events)
         host: str | None = None
@@ -348,7 +387,7 @@ class RotationsApplication(Application[UUID]):
 
     def _add_team(self, rotation: Rotation, team_id: str, work: _UnitOfWork, now: datetime) -> None:
         try:
-            team: Any = self.repository.get(team_uuid(team_id))
+            team: Any = self.store_reader.get(team_uuid(team_id))
             members = list(team.members)
         except AggregateNotFoundError:
             if self.directory_required:
@@ -426,13 +465,13 @@ class RotationsApplication(Application[UUID]):
             objs.append(user)
         else:
             try:
-                team: Any = self.repository.get(team_uuid(fact.team_id))
+                team: Any = self.store_reader.get(team_uuid(fact.team_id))
                 team.update(name=fact.name, members=list(fact.members))
             except AggregateNotFoundError:
                 team = Team(team_id=fact.team_id, name=fact.name, members=list(fact.members))
             objs.append(team)
             try:
-                links: Any = self.repository.get(team_links_uuid(fact.team_id))
+                links: Any = self.store_reader.get(team_links_uuid(fact.team_id))
                 rotation_ids = list(links.rotations)
             except AggregateNotFoundError:
                 rotation_ids = []
@@ -481,20 +520,9 @@ class RotationsApplication(Application[UUID]):
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
-        self._remember_saved(processing.aggregates)
         for listener in self.saved_listeners:
             listener(recordings, processing.aggregates)
         return recordings
-
-    def _remember_saved(self, aggregates: Mapping[UUID, Any]) -> None:
-        """Cache saved rotations as they are, so the next command does not re-read and
-        re-apply their new events (the cache still fast-forwards past other writers)."""
-        cache = self.repository.cache
-        if cache is None:
-            return
-        for aggregate_id, aggregate in aggregates.items():
-            if isinstance(aggregate, Rotation):
-                cache.put(aggregate_id, aggregate)
 
 
 class _RetryAlone(Exception):

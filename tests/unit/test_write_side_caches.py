@@ -72,6 +72,22 @@ def test_a_writer_in_between_sends_the_view_back_to_the_log(
     )
 
 
+def test_changes_by_another_writer_reach_the_command_cache_through_the_log(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    mine, other = open_app(), open_app()
+    projector = followed(mine)
+    ok(mine, "CreateRotation", "r", name="Sales", members=["a", "b"])  # cached by mine
+    ok(other, "AddMember", "r", user_id="d")
+
+    projector.catch_up()
+
+    # Decided on a stale copy this would be refused (unknown_member) without any event
+    # to conflict on; the log told the cache that "r" changed.
+    ok(mine, "RemoveMember", "r", user_id="d")
+    assert list(mine.get_rotation("r").members) == ["a", "b"]
+
+
 @pytest.fixture
 def open_required(
     store_env: dict[str, str],
