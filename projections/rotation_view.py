@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,10 +94,21 @@ class RotationProjector:
         self._cache: OrderedDict[str, tuple[Rotation, int]] = OrderedDict()
         self._lock = threading.RLock()
         self._known_position = self.position  # where this instance last saw the view
+        self._refreshed_from = float("-inf")  # when the last finished `refresh` started
 
     @property
     def position(self) -> int:
         return self.view.max_tracking_id(self.tracking_name) or 0
+
+    def refresh(self, requested_at: float) -> None:
+        """Catch up, unless a catch-up that started after `requested_at` (a `time.monotonic()`
+        value) has finished since: concurrent readers then share one read of the log."""
+        with self._lock:
+            if self._refreshed_from >= requested_at:
+                return
+            started = time.monotonic()
+            self.catch_up()
+            self._refreshed_from = started
 
     def catch_up(self, limit: int | None = None) -> int:
         """Apply every notification after the tracked position; returns how many."""

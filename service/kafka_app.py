@@ -339,17 +339,23 @@ class RotationsKafkaApp:
             )
             await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
             return
-        answer = await asyncio.to_thread(self.answer_suggestion, request)
+        answer = await asyncio.to_thread(self.answer_suggestion, request, time.monotonic())
         await self._reply(record, dump(answer))
 
-    def answer_suggestion(self, request: c.SuggestHost) -> c.SuggestionReply:
+    def answer_suggestion(
+        self, request: c.SuggestHost, requested_at: float | None = None
+    ) -> c.SuggestionReply:
+        """Answer from the read model as it stands after every write stored before
+        `requested_at` (a `time.monotonic()` value; default: now)."""
         started = time.perf_counter()
-        reply = self._answer_suggestion(request)
+        reply = self._answer_suggestion(
+            request, time.monotonic() if requested_at is None else requested_at
+        )
         for observer in self.observers:
             observer.suggestion_answered(request, time.perf_counter() - started)
         return reply
 
-    def _answer_suggestion(self, request: c.SuggestHost) -> c.SuggestionReply:
+    def _answer_suggestion(self, request: c.SuggestHost, requested_at: float) -> c.SuggestionReply:
         try:
             if request.as_of is not None:
                 answer = suggest_as_of(
@@ -357,8 +363,9 @@ class RotationsKafkaApp:
                 )
             else:
                 # Reflect every command acknowledged before this request, including those
-                # another instance stored: one indexed read when nothing is new.
-                self.projector.catch_up()
+                # another instance stored: one indexed read when nothing is new, shared by
+                # the requests that arrived before it started.
+                self.projector.refresh(requested_at)
                 answer = self.projector.suggest(
                     request.rotation_id, request.exclude, self.app.ineligible_users
                 )

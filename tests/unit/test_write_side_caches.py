@@ -8,6 +8,7 @@ what a fresh read of the event log says.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -148,3 +149,21 @@ def test_a_copied_rotation_shares_nothing_that_changes() -> None:
     immutable = (str, int, bool, type(None), datetime, type(original.id))
     for name, value in original.__dict__.items():
         assert isinstance(value, immutable) or value is not clone.__dict__[name], name
+
+
+def test_readers_that_arrived_before_a_catch_up_started_share_it(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    mine, other = open_app(), open_app()
+    projector = followed(mine)
+    ok(other, "CreateRotation", "r", name="Sales", members=["a"])
+    arrived = time.monotonic()
+
+    projector.refresh(arrived)  # reads other's rotation
+    position = projector.position
+    book(other, "r", "m1")
+    projector.refresh(arrived)  # a catch-up that started after it arrived has finished
+
+    assert projector.position == position
+    projector.refresh(time.monotonic())  # arrived later: reads on
+    assert projector.position == mine.recorder.max_notification_id() > position
