@@ -401,8 +401,9 @@ class Rotation(Aggregate):
 
     def _join(self, user_id: str, at: datetime, source: str = DIRECT) -> None:
         """A join resets every member's count so distribution is even from now on."""
-        for record in self.members.values():
-            record["meetings"] = 0
+        if self.total_meetings:  # before the first booking every count is 0 already
+            for record in self.members.values():
+                record["meetings"] = 0
         self.members[user_id] = MemberRecord(
             user_id=user_id,
             meetings=0,

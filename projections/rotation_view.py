@@ -143,12 +143,12 @@ class RotationProjector:
         # application's cached copies of these aggregates may be stale.
         self.notice_changes({n.originator_id for n in notifications})
         try:
-            for notification in notifications:
-                if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):
-                    continue
+            mine = [n for n in notifications if n.topic.startswith(ROTATION_TOPIC_PREFIX)]
+            absent = self._prefetch({str(n.originator_id) for n in mine})
+            for notification in mine:
                 event: Any = self.mapper.to_domain_event(notification)
                 key = str(event.originator_id)
-                current = touched.get(key) or self._load(key)
+                current = touched.get(key) or (None if key in absent else self._load(key))
                 rotation = event.mutate(current[0] if current else None)
                 touched[key] = (rotation, notification.id)
             rows = [self._to_row(rid, rot, pos) for rid, (rot, pos) in touched.items()]
@@ -203,6 +203,17 @@ class RotationProjector:
                 self._remember(key, entry)
             return True
 
+    def _prefetch(self, keys: set[str]) -> set[str]:
+        """Load the stored rows of rotations not in memory with one query, not one each;
+        returns the keys that have no row (new rotations)."""
+        missing = [key for key in keys if key not in self._cache]
+        if len(missing) < 2:
+            return set()
+        rows = self.view.get_rows(missing)
+        for key, row in rows.items():
+            self._remember(key, (self._from_row(row), row.position))
+        return set(missing) - rows.keys()
+
     def _load(self, key: str) -> tuple[Rotation, int] | None:
         cached = self._cache.get(key)
         if cached is not None:
@@ -211,17 +222,20 @@ class RotationProjector:
         row = self.view.get_row(key)
         if row is None:
             return None
+        entry = (self._from_row(row), row.position)
+        self._remember(key, entry)
+        return entry
+
+    def _from_row(self, row: ViewRow) -> Rotation:
         stored = StoredEvent(
-            originator_id=UUID(key),
+            originator_id=UUID(row.rotation_key),
             originator_version=row.version,
             topic=row.topic,
             state=row.state,
         )
         snapshot: Any = self.mapper.to_domain_event(stored)
-        rotation = snapshot.mutate(None)
-        entry = (rotation, row.position)
-        self._remember(key, entry)
-        return entry
+        rotation: Rotation = snapshot.mutate(None)
+        return rotation
 
     def _to_row(self, key: str, rotation: Rotation, position: int) -> ViewRow:
         snapshot = Snapshot.take(rotation)

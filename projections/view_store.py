@@ -6,6 +6,7 @@ last applied notification commit in one transaction, so every event is applied o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +31,8 @@ class RotationViewStore(Protocol):
     """What the projector needs from a view table, whatever the database."""
 
     def get_row(self, rotation_key: str) -> ViewRow | None: ...
+
+    def get_rows(self, rotation_keys: Sequence[str]) -> dict[str, ViewRow]: ...
 
     def put_rows(self, rows: list[ViewRow], tracking: Tracking) -> None: ...
 
@@ -63,6 +66,21 @@ class SQLiteRotationView(SQLiteTrackingRecorder):
             row = c.fetchone()
         return None if row is None else ViewRow(row[0], row[1], row[2], row[3], bytes(row[4]))
 
+    def get_rows(self, rotation_keys: Sequence[str]) -> dict[str, ViewRow]:
+        """The rows of these rotations that exist, in one query per 500 keys."""
+        found: dict[str, ViewRow] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(rotation_keys), 500):
+                chunk = rotation_keys[start : start + 500]
+                c.execute(
+                    f"SELECT rotation_key, position, version, topic, state FROM {self.view_table} "
+                    f"WHERE rotation_key IN ({','.join('?' * len(chunk))})",
+                    tuple(chunk),
+                )
+                for row in c.fetchall():
+                    found[row[0]] = ViewRow(row[0], row[1], row[2], row[3], bytes(row[4]))
+        return found
+
     def put_rows(self, rows: list[ViewRow], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.executemany(
@@ -95,6 +113,10 @@ class PostgresRotationView(PostgresTrackingRecorder):
             "SELECT rotation_key, position, version, topic, state FROM {0}.{1} "
             "WHERE rotation_key = %s"
         ).format(Identifier(self.datastore.schema), Identifier(table_name))
+        self.select_rows = SQL(
+            "SELECT rotation_key, position, version, topic, state FROM {0}.{1} "
+            "WHERE rotation_key = ANY(%s)"
+        ).format(Identifier(self.datastore.schema), Identifier(table_name))
         self.upsert_row = SQL(
             "INSERT INTO {0}.{1} (rotation_key, position, version, topic, state) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (rotation_key) DO UPDATE SET "
@@ -108,9 +130,13 @@ class PostgresRotationView(PostgresTrackingRecorder):
             row = curs.fetchone()
         if row is None:
             return None
-        return ViewRow(
-            row["rotation_key"], row["position"], row["version"], row["topic"], bytes(row["state"])
-        )
+        return _view_row(row)
+
+    def get_rows(self, rotation_keys: Sequence[str]) -> dict[str, ViewRow]:
+        """The rows of these rotations that exist, in one query."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.select_rows, (list(rotation_keys),))
+            return {row["rotation_key"]: _view_row(row) for row in curs.fetchall()}
 
     def put_rows(self, rows: list[ViewRow], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -119,6 +145,12 @@ class PostgresRotationView(PostgresTrackingRecorder):
                 [(r.rotation_key, r.position, r.version, r.topic, r.state) for r in rows],
             )
             self._insert_tracking(curs, tracking)
+
+
+def _view_row(row: Any) -> ViewRow:
+    return ViewRow(
+        row["rotation_key"], row["position"], row["version"], row["topic"], bytes(row["state"])
+    )
 
 
 def view_class_for(recorder: TrackingRecorder | Any) -> type[TrackingRecorder]:

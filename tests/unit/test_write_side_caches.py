@@ -167,3 +167,25 @@ def test_readers_that_arrived_before_a_catch_up_started_share_it(
     assert projector.position == position
     projector.refresh(time.monotonic())  # arrived later: reads on
     assert projector.position == mine.recorder.max_notification_id() > position
+
+
+def test_a_resumed_read_model_loads_the_rows_it_continues_together(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = open_app()
+    for rotation_id in ("r1", "r2", "r3"):
+        ok(app, "CreateRotation", rotation_id, name=rotation_id, members=["a", "b"])
+        book(app, rotation_id, "m1")
+    RotationProjector(app, open_view(app)).catch_up()
+    resumed = RotationProjector(app, open_view(app))  # nothing in memory yet
+    for rotation_id in ("r1", "r2", "r3"):
+        book(app, rotation_id, "m2")
+    ok(app, "CreateRotation", "r4", name="new", members=["c"])
+
+    assert resumed.catch_up() > 0
+
+    for rotation_id in ("r1", "r2", "r3", "r4"):
+        expected = app.get_rotation(rotation_id).suggest()
+        assert resumed.suggest(rotation_id).suggestion == expected
+    counts = {s.user_id: s.meetings for s in resumed.suggest("r2").suggestion.candidates}
+    assert counts == {"a": 1, "b": 1}
