@@ -17,7 +17,7 @@ from eventsourcing.application import (
     ProcessingEvent,
     Repository,
 )
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     ProcessRecorder,
@@ -518,11 +518,30 @@ class RotationsApplication(Application[UUID]):
             processing.events.extend(obj.collect_events())
             processing.aggregates[obj.id] = obj
         recordings = self._record(processing)
-        self._take_snapshots(processing)
+        self._snapshot_saved(processing)
         self._notify(recordings)
         for listener in self.saved_listeners:
             listener(recordings, processing.aggregates)
         return recordings
+
+
+    def _snapshot_saved(self, processing: ProcessingEvent[UUID]) -> None:
+        """Snapshot an aggregate whose new events crossed its interval, as it is in memory.
+
+        The library's `_take_snapshots` rebuilds it from the store first (a read and a
+        decode of up to an interval's events). What was just saved is that state already;
+        with several new events it is a version or two past the boundary, which is as good.
+        """
+        if self.snapshots is None:
+            return
+        due: dict[UUID, Any] = {}
+        for event in processing.events:
+            aggregate = processing.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is not None and event.originator_version % interval == 0:
+                due[event.originator_id] = aggregate
+        if due:
+            self.snapshots.put([Snapshot.take(aggregate) for aggregate in due.values()])
 
 
 class _RetryAlone(Exception):

@@ -11,13 +11,15 @@ import copy
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from uuid import uuid4
 
 import pytest
 
-from events.rotation import Rotation
+from events.rotation import Rotation, rotation_uuid
 from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
-from tests.unit.commands import book, ok, user
+from service.contracts import COMMAND_ADAPTER
+from tests.unit.commands import RECORD, book, ok, user
 
 
 def followed(app: RotationsApplication) -> RotationProjector:
@@ -189,3 +191,36 @@ def test_a_resumed_read_model_loads_the_rows_it_continues_together(
         assert resumed.suggest(rotation_id).suggestion == expected
     counts = {s.user_id: s.meetings for s in resumed.suggest("r2").suggestion.candidates}
     assert counts == {"a": 1, "b": 1}
+
+
+def test_snapshots_are_taken_from_the_saved_rotation_and_read_back_equal(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = open_app()
+    ok(app, "CreateRotation", "r", name="Sales", members=["a", "b", "c"])
+    interval = app.snapshotting_intervals[Rotation]
+    bookings = [
+        (COMMAND_ADAPTER.validate_python(command), None)
+        for command in (
+            {
+                "type": "BookMeeting",
+                "command_id": uuid4().hex,
+                "rotation_id": "r",
+                "actor": "tester",
+                "meeting_id": f"m{i}",
+                "record": RECORD,
+            }
+            for i in range(interval + 5)
+        )
+    ]
+    assert all(reply.status == "accepted" for reply in app.execute_batch(bookings))
+
+    assert app.snapshots is not None
+    snapshots = list(app.snapshots.get(rotation_uuid("r")))
+    assert [s.originator_version for s in snapshots] == [interval + 6]  # the batch's end
+    restarted = open_app()  # nothing cached: the snapshot plus any later events
+    stored = restarted.get_rotation("r")
+    assert stored.version == interval + 6
+    assert stored.suggest() == app.get_rotation("r").suggest()
+    counts = {s.user_id: s.meetings for s in stored.standings()}
+    assert sorted(counts.values()) == [68, 68, 69]
