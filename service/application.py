@@ -51,6 +51,7 @@ from events.rotation import Rotation, rotation_uuid
 from projections.positions import positions_of
 from service import contracts as c
 from service.directory_cache import DirectoryCache
+from service.postgres_binary import send_events_in_binary
 from service.transcoder import OrjsonTranscoder
 
 log = logging.getLogger("rotations.application")
@@ -104,7 +105,9 @@ class RotationsApplication(Application[UUID]):
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder, so events and tracking records commit together."""
-        return self.factory.process_recorder()
+        recorder = self.factory.process_recorder()
+        send_events_in_binary(recorder)
+        return recorder
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -523,7 +526,6 @@ class RotationsApplication(Application[UUID]):
         for listener in self.saved_listeners:
             listener(recordings, processing.aggregates)
         return recordings
-
 
     def _snapshot_saved(self, processing: ProcessingEvent[UUID]) -> None:
         """Snapshot an aggregate whose new events crossed its interval, as it is in memory.
