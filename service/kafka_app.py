@@ -211,10 +211,13 @@ class RotationsKafkaApp:
         by_partition: dict[int, list[Record]] = defaultdict(list)
         for record in records:
             by_partition[record.partition].append(record)
-        for partition_records in by_partition.values():
-            await self._handle_partition(partition_records)
+        # A partition's replies go out while the next partition's commands are decided and
+        # stored; the batch is done (and the next fetched) once every reply went out.
+        replying = [await self._handle_partition(records) for records in by_partition.values()]
+        await asyncio.gather(*replying)
 
-    async def _handle_partition(self, records: list[Record]) -> None:
+    async def _handle_partition(self, records: list[Record]) -> asyncio.Future[Any]:
+        """Store the partition's commands; returns the sending of their replies."""
         valid: list[tuple[Record, c.CommandBase]] = []
         command: c.CommandBase
         for record in records:
@@ -232,17 +235,17 @@ class RotationsKafkaApp:
                 await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
                 continue
             valid.append((record, command))
+        answers: list[Coroutine[Any, Any, object]] = []
         if not valid:
-            return
+            return asyncio.gather(*answers)
         cluster_id = self.listener.cluster_id
         items = [(command, tracking_for(cluster_id, record)) for record, command in valid]
         try:
             replies = await asyncio.to_thread(self.handle_commands, items)
         except Exception as error:
             await self._retry_or_give_up(valid, error)
-            return
+            return asyncio.gather(*answers)
         self.stored.set()
-        answers: list[Coroutine[Any, Any, object]] = []
         for (record, command), reply in zip(valid, replies, strict=True):
             self._attempts.pop((record.partition, record.offset), None)
             if reply.error is not None:
@@ -259,7 +262,7 @@ class RotationsKafkaApp:
                 answers.append(self._reply(record, dump(reply)))
         # All at once: the producer batches them into few requests instead of one round
         # trip per reply. Each is already stored, so their order does not matter.
-        await asyncio.gather(*answers)
+        return asyncio.gather(*answers)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
         """Store the commands' effects (once), then bring the read model up to date.
