@@ -92,7 +92,7 @@ class RotationProjector:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[Rotation, int]] = OrderedDict()
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # one reader or writer of the view at a time
         self._known_position = self.position  # where this instance last saw the view
         self._refreshed_from = float("-inf")  # when the last finished `refresh` started
 
@@ -103,7 +103,7 @@ class RotationProjector:
     def refresh(self, requested_at: float) -> None:
         """Catch up, unless a catch-up that started after `requested_at` (a `time.monotonic()`
         value) has finished since: concurrent readers then share one read of the log."""
-        with self._lock:
+        with self.lock:
             if self._refreshed_from >= requested_at:
                 return
             started = time.monotonic()
@@ -113,7 +113,7 @@ class RotationProjector:
     def catch_up(self, limit: int | None = None) -> int:
         """Apply every notification after the tracked position; returns how many."""
         applied = 0
-        with self._lock:
+        with self.lock:
             while limit is None or applied < limit:
                 start = self.position
                 if start != self._known_position:
@@ -160,6 +160,11 @@ class RotationProjector:
         for rotation_id, entry in touched.items():
             self._remember(rotation_id, entry)
 
+    def follow_saves_of(self, app: Any) -> None:
+        """Apply what `app` stores as it stores it (its writes wait for this view's readers)."""
+        app.saved_listeners.append(self.follow_saved)
+        app.save_lock = self.lock
+
     def follow_saved(
         self, recordings: Sequence[Recording[Any]], aggregates: Mapping[UUID, Any]
     ) -> bool:
@@ -172,7 +177,7 @@ class RotationProjector:
         ids = sorted(r.notification.id for r in recordings)
         if not ids:
             return False
-        with self._lock:
+        with self.lock:
             if ids[0] != self._known_position + 1 or ids[-1] - ids[0] + 1 != len(ids):
                 return False
             positions: dict[UUID, int] = {}
@@ -260,7 +265,7 @@ class RotationProjector:
 
         `ineligible` says which users cannot host (from the directory), by user id.
         """
-        with self._lock:
+        with self.lock:
             entry = self._load(key_of(rotation_id))
             if entry is None:
                 raise UnknownRotation(f"no rotation {rotation_id!r}")
@@ -269,10 +274,10 @@ class RotationProjector:
                 raise RotationDeleted(f"rotation {rotation_id!r} was deleted")
             members = list(rotation.members)
         why = ineligible(members) if ineligible else None
-        with self._lock:
+        with self.lock:
             return ViewAnswer(rotation.suggest(tuple(exclude), why), self.position, rotation)
 
     def state(self, rotation_id: str) -> Rotation | None:
-        with self._lock:
+        with self.lock:
             entry = self._load(key_of(rotation_id))
             return None if entry is None else entry[0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -97,6 +99,9 @@ class RotationsApplication(Application[UUID]):
         # Told of every transaction this application stored, with the aggregates that made
         # it (the read model applies them without reading the events back).
         self.saved_listeners: list[SavedListener] = []
+        # Held while a transaction is written and its listeners told: a listener that also
+        # reads the log shares it, so it never reads a transaction before being told of it.
+        self.save_lock: AbstractContextManager[Any] = threading.RLock()
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -520,11 +525,12 @@ class RotationsApplication(Application[UUID]):
         for obj in objs:
             processing.events.extend(obj.collect_events())
             processing.aggregates[obj.id] = obj
-        recordings = self._record(processing)
-        self._snapshot_saved(processing)
-        self._notify(recordings)
-        for listener in self.saved_listeners:
-            listener(recordings, processing.aggregates)
+        with self.save_lock:
+            recordings = self._record(processing)
+            self._snapshot_saved(processing)
+            self._notify(recordings)
+            for listener in self.saved_listeners:
+                listener(recordings, processing.aggregates)
         return recordings
 
     def _snapshot_saved(self, processing: ProcessingEvent[UUID]) -> None:

@@ -38,7 +38,7 @@ async def build_service(settings: Settings) -> RotationsKafkaApp:
     app = await asyncio.to_thread(open_application, settings)
     projector = RotationProjector(app, open_view(app))
     caught_up = await asyncio.to_thread(projector.catch_up)
-    app.saved_listeners.append(projector.follow_saved)
+    projector.follow_saves_of(app)
     log.info("read model caught up", extra={"applied": caught_up, "position": projector.position})
     try:
         cluster_id = await asyncio.wait_for(

@@ -26,7 +26,7 @@ def followed(app: RotationsApplication) -> RotationProjector:
     """A read model that follows the application's own saves, as the service wires it."""
     projector = RotationProjector(app, open_view(app))
     projector.catch_up()
-    app.saved_listeners.append(projector.follow_saved)
+    projector.follow_saves_of(app)
     return projector
 
 
