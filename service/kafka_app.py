@@ -265,13 +265,14 @@ class RotationsKafkaApp:
         return asyncio.gather(*answers)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
-        """Store the commands' effects (once), then bring the read model up to date.
+        """Store the commands' effects (once); the read model follows the saves as they
+        are stored (`follow_saves_of`), and every suggestion catches up first anyway.
 
-        Catching up first also refreshes the directory users other instances changed.
+        Catching up before deciding drops what the application cached of aggregates that
+        other writers (instances, the directory consumer) changed since.
         """
         self.projector.catch_up()
         replies = self.app.execute_batch(items)
-        self.projector.catch_up()
         for observer in self.observers:
             observer.commands_handled(items, replies)
         return replies
