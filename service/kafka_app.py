@@ -119,6 +119,36 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
             self.cluster_id = current
 
 
+class FromStartOnNewCluster(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On an assignment from a cluster not seen before, read the partitions from offset 0.
+
+    A restarted in-memory broker is a new cluster whose offsets start at 0 again, and a
+    consumer group commits its old (higher) positions to it while rejoining: without this,
+    the first messages on the new cluster would be skipped.
+    """
+
+    def __init__(self, cluster_id: str, consumer: Callable[[], Any], bootstrap: str) -> None:
+        self.cluster_id = cluster_id
+        self.consumer = consumer
+        self.bootstrap_servers = bootstrap
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        consumer = self.consumer()
+        if consumer is None or not assigned:
+            return
+        try:
+            current = await describe_cluster_id(self.bootstrap_servers)
+        except Exception as error:  # keep the positions; the next assignment looks again
+            log.warning("cluster id lookup failed: %r", error)
+            return
+        if current != self.cluster_id:
+            self.cluster_id = current
+            await consumer.seek_to_beginning(*assigned)
+
+
 class RotationsKafkaApp:
     """Wires the application and read model to Kafka through one faststream broker."""
 
@@ -181,6 +211,11 @@ class RotationsKafkaApp:
             # Suggestions only read: answer several at once so one slow reply does not
             # hold up the requests queued behind it.
             max_workers=settings.suggest_workers,
+            listener=FromStartOnNewCluster(
+                cluster_id,
+                lambda: self.suggest_subscriber.consumer,
+                settings.kafka_bootstrap_servers,
+            ),
             parser=sanitising_parser,
             decoder=whole_message,
             no_reply=True,
@@ -194,6 +229,11 @@ class RotationsKafkaApp:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            listener=FromStartOnNewCluster(
+                cluster_id,
+                lambda: self.directory_subscriber.consumer,
+                settings.kafka_bootstrap_servers,
+            ),
             parser=sanitising_parser,
             decoder=whole_message,
             no_reply=True,

@@ -24,6 +24,9 @@ async def test_service_reconnects_after_broker_restart(tmp_path: Path, uid: str)
             await service.wait_ready(client)
             await send(client, "CreateRotation", rotation, name="S", members=["a", "b", "c"])
             assert (await book(client, rotation))["host_id"] == "a"
+            # The queries consumer has read this rotation's partition past offset 0: the
+            # restarted (empty) broker starts it at 0 again, which must still be read.
+            assert (await client.suggest(rotation))["host_id"] == "b"
 
         broker.stop()
         broker = start_broker(port=broker.port, log_file=tmp_path / "tansu.log")
