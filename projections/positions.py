@@ -9,6 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.postgres import PostgresRecorder
 
 
 def positions_of(
@@ -19,7 +20,7 @@ def positions_of(
         return []
     table = recorder.events_table_name  # type: ignore[attr-defined]
     datastore = recorder.datastore  # type: ignore[attr-defined]
-    if type(recorder).__module__ == "eventsourcing.postgres":
+    if isinstance(recorder, PostgresRecorder):
         from psycopg.sql import SQL, Identifier
 
         statement = SQL(

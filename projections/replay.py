@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresRecorder
 
 from events.rotation import Rotation
 from projections.rotation_view import RotationProjector, open_view
@@ -315,7 +316,7 @@ def table_exists(app: Any, table: str) -> bool:
 
 
 def _is_postgres(app: Any) -> bool:
-    return type(app.recorder).__module__ == "eventsourcing.postgres"
+    return isinstance(app.recorder, PostgresRecorder)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Tracking,
 )
+from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.utils import get_topic
 
 from events.directory import DirectoryUser
@@ -60,7 +61,7 @@ def open_view(app: Any, table_name: str = "rotation_view") -> RotationViewStore:
     """Open (and create if needed) a view table in the application's own database."""
     datastore = app.recorder.datastore
     view: SQLiteRotationView | PostgresRotationView
-    if type(app.recorder).__module__ == "eventsourcing.postgres":
+    if isinstance(app.recorder, PostgresRecorder):
         view = PostgresRotationView(
             datastore, table_name=table_name, tracking_table_name=f"{table_name}_tracking"
         )

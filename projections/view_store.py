@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresRecorder, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
@@ -155,6 +155,6 @@ def _view_row(row: Any) -> ViewRow:
 
 def view_class_for(recorder: TrackingRecorder | Any) -> type[TrackingRecorder]:
     """The view class matching the store the application uses."""
-    if type(recorder).__module__ == "eventsourcing.postgres":
+    if isinstance(recorder, PostgresRecorder):
         return PostgresRotationView
     return SQLiteRotationView

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
@@ -27,8 +28,8 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoder,
 )
+from eventsourcing.utils import get_topic
 
-from events.claims import CommandReceipt, MeetingClaim, command_receipt_id, meeting_claim_id
 from events.directory import (
     MANAGE_ROTATIONS,
     SCHEDULE_FOR_OTHERS,
@@ -53,6 +54,8 @@ from events.rotation import Rotation, rotation_uuid
 from projections.positions import positions_of
 from service import contracts as c
 from service.directory_cache import DirectoryCache
+from service.ledger import Claim, Ledger, Receipt, ledger_recorder_class
+from service.ledger_migration import migrate_legacy_ledger
 from service.postgres_binary import send_events_in_binary
 from service.transcoder import OrjsonTranscoder
 
@@ -102,6 +105,7 @@ class RotationsApplication(Application[UUID]):
         # Held while a transaction is written and its listeners told: a listener that also
         # reads the log shares it, so it never reads a transaction before being told of it.
         self.save_lock: AbstractContextManager[Any] = threading.RLock()
+        migrate_legacy_ledger(self)
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -110,9 +114,16 @@ class RotationsApplication(Application[UUID]):
 
     def construct_recorder(self) -> ProcessRecorder:
         """A process recorder, so events and tracking records commit together."""
-        recorder = self.factory.process_recorder()
+        factory = self.factory
+        factory.env[factory.PROCESS_RECORDER_TOPIC] = get_topic(ledger_recorder_class(factory))
+        recorder = factory.process_recorder()
         send_events_in_binary(recorder)
         return recorder
+
+    @property
+    def ledger(self) -> Ledger:
+        """Receipts and claims, stored as rows with the events (`service.ledger`)."""
+        return self.recorder  # type: ignore[return-value]
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -181,12 +192,8 @@ class RotationsApplication(Application[UUID]):
         return None if outcome is None else c.CommandReply.model_validate(outcome)
 
     def _receipt_outcome(self, command_id: str) -> dict[str, Any] | None:
-        try:
-            receipt: Any = self.repository.get(command_receipt_id(command_id))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(receipt, CommandReceipt)
-        return dict(receipt.outcome)
+        outcome = self.ledger.select_receipt(command_id)
+        return None if outcome is None else dict(orjson.loads(outcome))
 
     def is_tracked(self, tracking: Tracking) -> bool:
         """Was the message at this position already handled (its effects stored)?"""
@@ -239,7 +246,8 @@ class RotationsApplication(Application[UUID]):
                 trackings[-1] if trackings else None,
                 *work.rotations.values(),
                 *work.loaded.values(),
-                *work.others,
+                receipts=work.receipts,
+                claims=list(work.claims.values()),
             )
         except IntegrityError:
             # A lost race: what this batch read may be stale, so read it afresh next time.
@@ -260,7 +268,7 @@ class RotationsApplication(Application[UUID]):
             rotation, before, host_id = self._apply(command, work, check_store)
         except RotationError as error:
             reply = _rejected(command, error)
-            work.others.append(CommandReceipt(command_id=command.command_id, outcome=_dump(reply)))
+            work.receipts.append(Receipt(command.command_id, _dump(reply)))
             return _Decision(reply, None, [])
         new_events = rotation.pending_events[before:]
         reply = c.CommandReply(
@@ -271,7 +279,7 @@ class RotationsApplication(Application[UUID]):
             events=[c.EventRef(type=type(e).__name__) for e in new_events],
             host_id=host_id,
         )
-        work.others.append(CommandReceipt(command_id=command.command_id, outcome=_dump(reply)))
+        work.receipts.append(Receipt(command.command_id, _dump(reply)))
         return _Decision(reply, rotation.id, [e.originator_version for e in new_events])
 
     def _apply(
@@ -328,8 +336,8 @@ class RotationsApplication(Application[UUID]):
         check_store: bool,
         now: datetime,
     ) -> str:
-        claim_id = meeting_claim_id(command.rotation_id, command.meeting_id)
-        duplicate = claim_id in work.claims or (check_store and claim_id in self.repository)
+        claim_key = (command.rotation_id, command.meeting_id)
+        duplicate = claim_key in work.claims or (check_store and self.ledger.has_claim(*claim_key))
         if duplicate and not rotation.deleted:
             if not check_store:
                 raise _RetryAlone(command.meeting_id)
@@ -344,12 +352,7 @@ class RotationsApplication(Application[UUID]):
             at=now,
             ineligible=self.ineligible_users(list(rotation.members)),
         )
-        work.claims.add(claim_id)
-        work.others.append(
-            MeetingClaim(
-                rotation_id=command.rotation_id, meeting_id=command.meeting_id, host_id=host
-            )
-        )
+        work.claims[claim_key] = Claim(command.rotation_id, command.meeting_id, host)
         return host
 
     def reply_for_receipt(self, reply: c.CommandReply) -> c.CommandReply:
@@ -496,8 +499,8 @@ class RotationsApplication(Application[UUID]):
         )
         # Which stored events the reply names, so a repeated message gets their positions.
         refs = [[str(obj_id), e.originator_version] for obj_id, e in pending]
-        receipt = CommandReceipt(command_id=receipt_key, outcome={**_dump(reply), "refs": refs})
-        recordings = self._save(tracking, *objs, receipt)
+        outcome = orjson.dumps({**orjson.loads(_dump(reply)), "refs": refs})
+        recordings = self._save(tracking, *objs, receipts=[Receipt(receipt_key, outcome)])
         self.directory_cache.invalidate(obj.id for obj in objs)
         reply.events = [
             c.EventRef(type=type(r.domain_event).__name__, position=r.notification.id)
@@ -517,9 +520,16 @@ class RotationsApplication(Application[UUID]):
         ]
         return reply.model_copy(update={"events": events})
 
-    def _save(self, tracking: Tracking | None, *objs: Any) -> list[Any]:
-        """Save events (and the tracking record, if any) in one transaction."""
+    def _save(
+        self,
+        tracking: Tracking | None,
+        *objs: Any,
+        receipts: Sequence[Receipt] = (),
+        claims: Sequence[Claim] = (),
+    ) -> list[Any]:
+        """Save events, the tracking record (if any), receipts and claims in one transaction."""
         processing = ProcessingEvent[UUID](tracking=tracking)
+        processing.saved_kwargs.update(receipts=receipts, claims=claims)
         # What `processing.collect_events(*objs)` does, without its two runtime-checked
         # Protocol isinstance calls per aggregate (slow on Python 3.11: a tenth of a command).
         for obj in objs:
@@ -561,10 +571,10 @@ class _UnitOfWork:
     """What one transaction will save: touched rotations and new claims and receipts."""
 
     rotations: dict[UUID, Rotation] = field(default_factory=dict)
-    others: list[Aggregate] = field(default_factory=list)
     loaded: dict[UUID, Aggregate] = field(default_factory=dict)
     command_ids: set[str] = field(default_factory=set)
-    claims: set[UUID] = field(default_factory=set)
+    receipts: list[Receipt] = field(default_factory=list)
+    claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
 
 
 @dataclass
@@ -594,5 +604,9 @@ def _rejected(command: c.CommandBase, error: RotationError) -> c.CommandReply:
     )
 
 
-def _dump(reply: c.CommandReply) -> dict[str, Any]:
-    return reply.model_dump(mode="json", exclude={"events": {"__all__": {"position"}}})
+def _dump(reply: c.CommandReply) -> bytes:
+    """A reply as its receipt keeps it: the events' positions are looked up when read."""
+    return reply.model_dump_json(exclude=_POSITIONS).encode()
+
+
+_POSITIONS: Any = {"events": {"__all__": {"position"}}}

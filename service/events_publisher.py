@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresRecorder
 from faststream.kafka import KafkaBroker
 from pydantic_core import to_json
 
@@ -51,7 +52,7 @@ def open_tracking(app: Any) -> TrackingRecorder:
     """A tracking recorder in the application's own database (created if missing)."""
     datastore = app.recorder.datastore
     recorder: TrackingRecorder
-    if type(app.recorder).__module__ == "eventsourcing.postgres":
+    if isinstance(app.recorder, PostgresRecorder):
         from eventsourcing.postgres import PostgresTrackingRecorder
 
         recorder = PostgresTrackingRecorder(datastore, tracking_table_name=POSTGRES_TRACKING_TABLE)

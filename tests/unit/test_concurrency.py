@@ -32,7 +32,7 @@ def test_conflict_after_the_retries_run_out(
     ok(app, "CreateRotation", "r", name="Race", members=["a"])
     attempts = 0
 
-    def always_lose(*_: object) -> list[object]:
+    def always_lose(*_: object, **__: object) -> list[object]:
         nonlocal attempts
         attempts += 1
         raise IntegrityError("another instance saved first")

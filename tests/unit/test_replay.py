@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eventsourcing.postgres import PostgresRecorder
 
 from projections.replay import (
     LIVE_TABLE,
@@ -39,7 +40,7 @@ def live_projector(app: RotationsApplication) -> RotationProjector:
 
 def _execute(app: RotationsApplication, sql: str, *args: object) -> None:
     """Tamper with a view table directly (a corrupt read model, for the comparison)."""
-    postgres = type(app.recorder).__module__ == "eventsourcing.postgres"
+    postgres = isinstance(app.recorder, PostgresRecorder)
     if postgres:
         schema = app.recorder.datastore.schema  # type: ignore[attr-defined]
         sql = sql.replace("rotation_view", f'"{schema}".rotation_view').replace("?", "%s")

@@ -1,0 +1,124 @@
+"""Receipts and meeting claims as rows beside the events, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import uuid4
+
+from eventsourcing.persistence import Tracking
+
+from events.claims import CommandReceipt, MeetingClaim
+from projections.rotation_view import ROTATION_TOPIC_PREFIX
+from service.application import RotationsApplication
+from service.contracts import COMMAND_ADAPTER, CommandBase
+from service.ledger_migration import migrate_legacy_ledger
+from tests.unit.commands import RECORD, ok
+
+MEMBERS = ["a", "b"]
+
+
+def booking(rotation_id: str, meeting_id: str, command_id: str | None = None) -> CommandBase:
+    return COMMAND_ADAPTER.validate_python(
+        {
+            "type": "BookMeeting",
+            "command_id": command_id or uuid4().hex,
+            "rotation_id": rotation_id,
+            "actor": "tester",
+            "meeting_id": meeting_id,
+            "record": RECORD,
+        }
+    )
+
+
+def with_rotation(open_app: Callable[[], RotationsApplication]) -> RotationsApplication:
+    app = open_app()
+    ok(app, "CreateRotation", "r", name="R", members=MEMBERS)
+    return app
+
+
+def topics(app: RotationsApplication) -> list[str]:
+    return [n.topic for n in app.recorder.select_notifications(start=1, limit=10_000)]
+
+
+def test_a_booking_stores_one_event_and_its_receipt_and_claim_as_rows(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = with_rotation(open_app)
+    command = booking("r", "m1")
+    reply = app.execute(command)
+
+    assert reply.status == "accepted"
+    assert all(topic.startswith(ROTATION_TOPIC_PREFIX) for topic in topics(app))
+    assert app.ledger.has_claim("r", "m1") and not app.ledger.has_claim("r", "m2")
+    # Another instance answers a repeated command id from the row, with the positions.
+    assert open_app().execute(command) == reply
+
+
+def test_a_batch_repeating_a_stored_meeting_id_stores_nothing_of_the_batch_but_its_replies(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = with_rotation(open_app)
+    assert app.execute(booking("r", "m1")).status == "accepted"
+    before = app.recorder.max_notification_id()
+    fresh, repeated = booking("r", "m2"), booking("r", "m1")
+
+    replies = open_app().execute_batch([(fresh, Tracking("t", 1)), (repeated, Tracking("t", 2))])
+
+    assert [r.status for r in replies] == ["accepted", "rejected"]
+    assert replies[1].error is not None and replies[1].error.code == "duplicate_meeting"
+    # One by one after the batch's transaction failed: m2 once, m1 not again.
+    assert app.recorder.max_notification_id() == (before or 0) + 1
+    assert app.recorder.max_tracking_id("t") == 2
+    assert app.execute(repeated) == replies[1]
+
+
+def test_a_batch_repeating_a_stored_command_id_gets_the_first_reply(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = with_rotation(open_app)
+    first = booking("r", "m1")
+    reply = app.execute(first)
+    again = booking("r", "m9", command_id=first.command_id)  # same id, other content
+
+    replies = open_app().execute_batch([(booking("r", "m2"), None), (again, None)])
+
+    assert replies[1] == reply
+    assert not app.ledger.has_claim("r", "m9")
+
+
+def test_receipts_and_claims_stored_as_events_by_older_versions_are_moved_once(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    old = with_rotation(open_app)
+    outcome: dict[str, Any] = {"status": "accepted", "command_id": "c-old", "rotation_id": "r"}
+    old.save(
+        CommandReceipt(command_id="c-old", outcome=outcome),
+        MeetingClaim(rotation_id="r", meeting_id="m-old", host_id="a"),
+    )
+    with old.recorder.datastore.transaction(commit=True) as cursor:  # forget the migration
+        cursor.execute(*_forget_migration(old))
+
+    new = open_app()
+
+    assert new.ledger.has_claim("r", "m-old")
+    repeated = new.find_receipt("c-old")
+    assert repeated is not None and repeated.command_id == "c-old"
+    assert new.execute(booking("r", "m-old")).status == "rejected"
+    assert migrate_legacy_ledger(open_app()) == 0  # done once, remembered
+
+
+def _forget_migration(app: RotationsApplication) -> tuple[Any, tuple[str]]:
+    """Delete the migration's tracking row and the rows it moved, as before an upgrade."""
+    from eventsourcing.postgres import PostgresRecorder
+    from psycopg.sql import SQL, Identifier
+
+    from service.ledger_migration import MIGRATION
+
+    recorder: Any = app.recorder
+    if isinstance(recorder, PostgresRecorder):
+        statement: Any = SQL("DELETE FROM {}.{} WHERE application_name = %s").format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name)
+        )
+        return statement, (MIGRATION,)
+    return "DELETE FROM tracking WHERE application_name = ?", (MIGRATION,)
