@@ -3,6 +3,7 @@
     python -m bench.child rebuild STORE_URL EVENTS TABLE   # RotationProjector on a fresh table
     python -m bench.child read STORE_URL EVENTS            # the library alone: read + decode
     python -m bench.child idle BOOTSTRAP WAIT_MS PARTITIONS TOPIC...   # idle raw consumers
+    python -m bench.child echo BOOTSTRAP WAIT_MS PARTITIONS TOPIC      # raw request/reply
 
 The first two print one JSON line: events, seconds, peak RSS (ru_maxrss) in MB.
 """
@@ -84,6 +85,43 @@ async def idle(bootstrap: str, wait_ms: int, partitions: int, topics: list[str])
     await asyncio.gather(*(drain(c) for c in consumers))
 
 
+ECHO_REPLY = b'{"status":"accepted"}'
+
+
+async def echo(bootstrap: str, wait_ms: int, partitions: int, topic: str) -> None:
+    """The transport alone: answer every request on its reply_to topic, unread (forever).
+
+    Raw aiokafka, as a service with no work would be: a fetched batch at a time, each
+    record answered with its correlation id, the batch's sends awaited together.
+    """
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=wait_ms,
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+    print("ready", flush=True)
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+        sent = []
+        for records in batches.values():
+            for record in records:
+                headers = dict(record.headers)
+                correlation = [("correlation_id", headers["correlation_id"])]
+                sent.append(
+                    await producer.send(
+                        headers["reply_to"].decode(), ECHO_REPLY, headers=correlation
+                    )
+                )
+        await asyncio.gather(*sent)
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "rebuild":
@@ -92,6 +130,8 @@ def main(argv: list[str]) -> None:
         print(json.dumps(read(args[0], int(args[1]))), flush=True)
     elif mode == "idle":
         asyncio.run(idle(args[0], int(args[1]), int(args[2]), args[3:]))
+    elif mode == "echo":
+        asyncio.run(echo(args[0], int(args[1]), int(args[2]), args[3]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

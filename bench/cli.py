@@ -24,7 +24,7 @@ from bench.commands import baseline_rounds, command_rotation_ids, command_round,
 from bench.config import FULL, QUICK, Sizes, with_overrides
 from bench.infra import (
     BenchStore,
-    IdleConsumers,
+    RawKafkaChild,
     ServiceRunner,
     StoreKind,
     cpu_seconds,
@@ -40,6 +40,7 @@ from bench.results import GROUPS, WAITS_MS, Figure, figure, percentile, render, 
 from bench.seed import Seeded, memory_rotation_id, seed_store
 from service.client import RotationsClient
 from service.embedded_broker import start_broker
+from service.settings import Settings
 
 WARMUP = 10
 BENCH_VIEW = "bench_view"
@@ -246,7 +247,7 @@ async def small_store_services(
         for w, store in zip(waits, stores, strict=True)
     ]
     clients: list[RotationsClient] = []
-    idles: list[IdleConsumers] = []
+    idles: list[RawKafkaChild] = []
     try:
         for service in services:
             await service.start()
@@ -256,7 +257,7 @@ async def small_store_services(
         if tradeoff:
             tag = uuid.uuid4().hex[:6]
             idles = [
-                IdleConsumers(
+                RawKafkaChild(
                     run.bootstrap, w, [f"bench-idle{tag}-{w}.a", f"bench-idle{tag}-{w}.b"]
                 )
                 for w in waits
@@ -425,7 +426,34 @@ async def commands_rates(
     return [await service.watch(command_rate(run, service, ids, r), 3600, "cmds") for r in rounds]
 
 
-def commands_result(run: Run, kind: str, rates: list[float], baseline: list[float]) -> None:
+async def transport_rates(run: Run, settings: Settings) -> list[float]:
+    """The same pipelined rounds answered unread by a raw aiokafka echo (same broker, client,
+    partitions and fetch wait): the most commands per second the transport allows here."""
+    tag = uuid.uuid4().hex[:6]
+    echo_settings = settings.model_copy(update={"topic_prefix": f"bench-echo{tag}."})
+    echo = RawKafkaChild(
+        run.bootstrap, settings.fetch_max_wait_ms, [echo_settings.commands_topic], mode="echo"
+    )
+    await echo.start(settings.partitions)
+    try:
+        await echo.wait_ready()
+        ids = command_rotation_ids(tag, run.sizes.command_rotations)
+        rates = []
+        for r in range(run.sizes.rounds):
+            async with RotationsClient(echo_settings, timeout=120.0) as client:
+                rate, _ = await command_round(
+                    client, ids, run.sizes.commands, run.sizes.window, f"{tag}-{r}"
+                )
+            rates.append(rate)
+        say(f"  transport alone: {', '.join(f'{r:,.0f}' for r in rates)} replies/s")
+        return rates
+    finally:
+        echo.stop()
+
+
+def commands_result(
+    run: Run, kind: str, rates: list[float], baseline: list[float], transport: list[float]
+) -> None:
     sizes = run.sizes
     run.add(
         figure(
@@ -437,6 +465,16 @@ def commands_result(run: Run, kind: str, rates: list[float], baseline: list[floa
             f"{sizes.command_rotations} rotations of 10 members, {sizes.window} in flight"
             + (", a fresh store and service (topics) per round" if sizes.service_per_round else "")
             + f"; baseline: {sizes.baseline_saves:,} app.save calls per round, one event each",
+        )
+    )
+    run.add(
+        figure(
+            "commands_transport_share",
+            kind,
+            rates,
+            transport,
+            "the commands figure against the same rounds answered by a raw aiokafka echo "
+            "that reads nothing and stores nothing",
         )
     )
 
@@ -454,9 +492,10 @@ async def commands_figure(run: Run, kind: StoreKind) -> None:
         for r in range(sizes.rounds):
             async with session(run, kind, store, "commands") as (service, client):
                 rates += await commands_rates(run, service, client, [r])
+        transport = await transport_rates(run, service.settings)
     finally:
         await asyncio.to_thread(store.destroy)
-    commands_result(run, kind, rates, baseline)
+    commands_result(run, kind, rates, baseline, transport)
 
 
 async def command_rate(run: Run, service: ServiceRunner, ids: list[str], r: int) -> float:
@@ -484,7 +523,8 @@ async def queries_figures(
         if with_commands:
             say(f"[bold]commands[/bold] on {kind}")
             rates = await commands_rates(run, service, client, range(run.sizes.rounds))
-            commands_result(run, kind, rates, baseline)
+            transport = await transport_rates(run, service.settings)
+            commands_result(run, kind, rates, baseline, transport)
         if "suggest" in groups:
             say(f"[bold]suggest[/bold] on {kind}")
             ids = command_rotation_ids(uuid.uuid4().hex[:6], run.sizes.command_rotations)

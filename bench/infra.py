@@ -389,10 +389,17 @@ def run_child(args: list[str], timeout: float = 3600.0) -> dict[str, Any]:
     return answer
 
 
-class IdleConsumers:
-    """A raw aiokafka process with idle consumers: the baseline of the service's idle CPU."""
+class RawKafkaChild:
+    """A raw aiokafka process (`bench.child idle` or `echo`) on the given topics.
 
-    def __init__(self, bootstrap_servers: str, wait_ms: int, topics: list[str]) -> None:
+    idle: consumers that fetch forever, the baseline of the service's idle CPU; echo: a
+    responder answering every request unread, the transport's ceiling for commands.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, wait_ms: int, topics: list[str], mode: str = "idle"
+    ) -> None:
+        self.mode = mode
         self.bootstrap_servers = bootstrap_servers
         self.wait_ms = wait_ms
         self.topics = topics
@@ -405,7 +412,7 @@ class IdleConsumers:
                 sys.executable,
                 "-m",
                 "bench.child",
-                "idle",
+                self.mode,
                 self.bootstrap_servers,
                 str(self.wait_ms),
                 str(partitions),
@@ -423,7 +430,7 @@ class IdleConsumers:
         assert self.process is not None and self.process.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), timeout)
         if line.strip() != "ready":
-            raise RuntimeError(f"idle consumers did not start: {line!r}")
+            raise RuntimeError(f"bench.child {self.mode} did not start: {line!r}")
 
     @property
     def pid(self) -> int:

@@ -82,6 +82,12 @@ SPECS: dict[str, Spec] = {
             "eventsourcing alone: one app.save per command, no Kafka",
             Target("ratio_at_least", 2.0),
         ),
+        Spec(
+            "commands_transport_share",
+            "BookMeeting end to end, against the transport alone",
+            "cmd/s",
+            "raw aiokafka echo: the same rounds answered unread, nothing stored",
+        ),
         Spec("suggest_p50_1", "suggestion p50, 1 in flight", "ms", "raw aiokafka ping-pong p50"),
         Spec(
             "suggest_p99_1",
@@ -131,7 +137,7 @@ SPECS: dict[str, Spec] = {
 }
 
 GROUPS: dict[str, list[str]] = {
-    "commands": ["commands_per_s"],
+    "commands": ["commands_per_s", "commands_transport_share"],
     "suggest": ["suggest_p50_1", "suggest_p99_1", "suggest_p50_16", "suggest_p99_16"],
     "history": ["suggest_history_p50"],
     "rebuild": ["rebuild_events_per_s", "rebuild_peak_rss"],
