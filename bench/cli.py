@@ -502,12 +502,17 @@ async def command_rate(run: Run, service: ServiceRunner, ids: list[str], r: int)
     client = service.client()
     await client.start()
     try:
+        cpu_before = service.cpu_seconds()
         rate, outcome = await command_round(
             client, ids, run.sizes.commands, run.sizes.window, f"{uuid.uuid4().hex[:6]}-{r}"
         )
+        cpu = service.cpu_seconds() - cpu_before
     finally:
         await client.stop()
-    say(f"  round {r + 1}: {outcome.accepted:,} accepted in {outcome.seconds:.2f}s")
+    say(
+        f"  round {r + 1}: {outcome.accepted:,} accepted in {outcome.seconds:.2f}s, "
+        f"{cpu / outcome.accepted * 1e6:,.0f} µs of service CPU per command"
+    )
     return rate
 
 

@@ -20,25 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
+from eventsourcing.persistence import Notification, Recording, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresRecorder
 from faststream.kafka import KafkaBroker
 from pydantic_core import to_json
 
 from events.rotation import Rotation
 from projections.rotation_view import ROTATION_TOPIC_PREFIX
+from service.record_sender import BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
 
 log = logging.getLogger("rotations.events_publisher")
 
 POSTGRES_TRACKING_TABLE = "events_publisher_tracking"
 ClusterId = str | Callable[[], str | None] | None
+JSON_CONTENT = ("content-type", b"application/json")
 _HIDDEN = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
@@ -99,9 +102,11 @@ class EventsPublisher:
         batch_size: int = 500,
         poll_seconds: float | None = None,
         tracking: TrackingRecorder | None = None,
+        sender: RecordSender | None = None,
     ) -> None:
         self.app = app
         self.broker = broker
+        self.sender = sender or BrokerSender(broker)
         self.settings = settings
         self.topic = settings.events_topic
         self.cluster_id = cluster_id
@@ -113,7 +118,57 @@ class EventsPublisher:
         self.tracking = tracking or open_tracking(app)
         self.position = 0
         self.published = 0
+        self.from_memory = 0  # of those published, how many without reading the log
         self._rotation_ids: OrderedDict[UUID, str] = OrderedDict()
+        # The application's own transactions, ready to send (None: not a Rotation event).
+        self._saved: dict[int, OutgoingEvent | None] = {}
+        self._saved_lock = threading.Lock()
+        self.max_buffered = 20_000
+
+    def follow_saves_of(self, app: Any, max_buffered: int | None = None) -> None:
+        """Take the application's own saves from memory instead of reading them back.
+
+        When the next position to publish was saved by this application, the run of
+        positions after it comes from memory (encoded once, never decoded); a position
+        written by anyone else, or a gap, is read from the notification log as before.
+        """
+        self.max_buffered = max_buffered or self.max_buffered
+        app.saved_listeners.append(self._remember_saved)
+
+    def _remember_saved(
+        self, recordings: Sequence[Recording[UUID]], aggregates: Mapping[UUID, Any]
+    ) -> None:
+        items: dict[int, OutgoingEvent | None] = {}
+        for recording in recordings:
+            notification = recording.notification
+            if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):
+                items[notification.id] = None
+                continue
+            event: Any = recording.domain_event
+            rotation = aggregates.get(event.originator_id)
+            rotation_id = rotation.rotation_id if rotation is not None else self.rotation_id(event)
+            items[notification.id] = OutgoingEvent(
+                notification.id,
+                rotation_id.encode(),
+                event_body(event, rotation_id, notification.id),
+            )
+        with self._saved_lock:
+            if len(self._saved) > self.max_buffered:  # not being published: read later
+                self._saved.clear()
+            self._saved.update(items)
+
+    def _take_saved(self) -> tuple[int, list[OutgoingEvent]] | None:
+        """The saved run right after the position (its last position and events), if any."""
+        with self._saved_lock:
+            for stale in [p for p in self._saved if p <= self.position]:
+                del self._saved[stale]
+            position, items = self.position, []
+            while position + 1 in self._saved and position - self.position < self.batch_size:
+                position += 1
+                item = self._saved.pop(position)
+                if item is not None:
+                    items.append(item)
+        return None if position == self.position else (position, items)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
         """Publish until `stop` is set; `wake` (optional) cuts a poll interval short."""
@@ -149,35 +204,37 @@ class EventsPublisher:
 
     async def publish_next(self) -> int:
         """Publish the next batch after the tracked position; returns how many notifications."""
-        notifications: Sequence[Notification] = await asyncio.to_thread(
-            self.app.recorder.select_notifications, start=self.position + 1, limit=self.batch_size
-        )
-        if not notifications:
-            return 0
-        outgoing = await asyncio.to_thread(self.outgoing, notifications)
-        pending: list[asyncio.Future[Any]] = []
-        try:
-            for item in outgoing:
-                headers = {"position": str(item.position), "content-type": "application/json"}
-                pending.append(
-                    await self.broker.publish(
-                        item.body, topic=self.topic, key=item.key, headers=headers, no_confirm=True
-                    )
+        saved = self._take_saved()
+        if saved is not None:
+            last, outgoing = saved
+        else:
+            notifications: Sequence[Notification] = await asyncio.to_thread(
+                self.app.recorder.select_notifications,
+                start=self.position + 1,
+                limit=self.batch_size,
+            )
+            if not notifications:
+                return 0
+            last = notifications[-1].id
+            outgoing = await asyncio.to_thread(self.outgoing, notifications)
+        await self.sender.send(
+            [
+                OutgoingRecord(
+                    self.topic,
+                    item.body,
+                    item.key,
+                    (("position", str(item.position).encode()), JSON_CONTENT),
                 )
-        except BaseException:
-            for future in pending:  # their outcome no longer matters: the batch is redone
-                future.add_done_callback(_ignore_outcome)
-            raise
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
+                for item in outgoing
+            ]
+        )
         # Every record is acknowledged by the broker ...
-        last = notifications[-1].id
         await asyncio.to_thread(self.tracking.insert_tracking, Tracking(self.name, last))
+        count = last - self.position
         self.position = last  # ... before the position is recorded
         self.published += len(outgoing)
-        return len(notifications)
+        self.from_memory += len(outgoing) if saved is not None else 0
+        return count
 
     def outgoing(self, notifications: Sequence[Notification]) -> list[OutgoingEvent]:
         """Decode the batch's Rotation events (other aggregates' events are skipped)."""
@@ -221,19 +278,16 @@ async def publish_events(
     *,
     cluster_id: ClusterId = None,
     wake: asyncio.Event | None = None,
+    sender: RecordSender | None = None,
 ) -> None:
     """Run the events publisher until `stop` is set (the broker must be started).
 
     `cluster_id` may be a callable (e.g. `lambda: service.cluster_id`): when its answer
     changes, publishing restarts from that cluster's own tracked position.
     """
-    publisher = EventsPublisher(app, broker, settings, cluster_id=cluster_id)
+    publisher = EventsPublisher(app, broker, settings, cluster_id=cluster_id, sender=sender)
+    publisher.follow_saves_of(app)
     await publisher.run(stop, wake)
-
-
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:

@@ -33,6 +33,7 @@ from service.kafka_records import (
     whole_message,
 )
 from service.parsing import InvalidMessage, parse
+from service.record_sender import BatchSender, BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
 from service.topics import describe_cluster_id
 
@@ -173,6 +174,18 @@ class RotationsKafkaApp:
             log_level=logging.DEBUG,
         )
         self.faststream = FastStream(self.broker)
+        # Replies and events go out in batches through a producer of their own; a broker
+        # handed in (faststream's in-memory test broker) gets them one publish each.
+        self.sender: RecordSender
+        if broker is None:
+            batch_sender = BatchSender(
+                settings.kafka_bootstrap_servers, settings.linger_ms, "rotations-service-out"
+            )
+            self.faststream.on_startup(batch_sender.start)
+            self.faststream.after_shutdown(batch_sender.stop)
+            self.sender = batch_sender
+        else:
+            self.sender = BrokerSender(self.broker)
         self.dead_letters = 0
         self.observers: list[ServiceObserver] = []
         self.stored = asyncio.Event()  # set whenever commands were stored (wakes followers)
@@ -276,6 +289,7 @@ class RotationsKafkaApp:
                 continue
             valid.append((record, command))
         answers: list[Coroutine[Any, Any, object]] = []
+        accepted: list[OutgoingRecord] = []
         if not valid:
             return asyncio.gather(*answers)
         cluster_id = self.listener.cluster_id
@@ -299,9 +313,12 @@ class RotationsKafkaApp:
                         "rotation_id": command.rotation_id,
                     },
                 )
-                answers.append(self._reply(record, dump(reply)))
-        # All at once: the producer batches them into few requests instead of one round
-        # trip per reply. Each is already stored, so their order does not matter.
+                outgoing = self._reply_record(record, dump(reply))
+                if outgoing is not None:
+                    accepted.append(outgoing)
+        # All at once, in a batch per reply topic. Each is already stored, so their order
+        # does not matter.
+        answers.append(self._send_replies(accepted))
         return asyncio.gather(*answers)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
@@ -460,6 +477,30 @@ class RotationsKafkaApp:
             log.warning("reply to %s failed: %r", topic, error)
             return f"reply to {topic!r} failed: {type(error).__name__}"
         return None
+
+    def _reply_record(self, record: Record, body: bytes) -> OutgoingRecord | None:
+        """The reply to an accepted command, if it asked for one on a legal topic."""
+        topic = reply_topic(record)
+        if topic is None or not LEGAL_TOPIC.match(topic):
+            if topic is not None:
+                log.warning("reply_to %r is not a legal topic name", topic[:60])
+            return None
+        headers = [("content-type", b"application/json")]
+        correlation_id = header(record, "correlation_id")
+        if correlation_id is not None:
+            headers.append(("correlation_id", correlation_id.encode()))
+        return OutgoingRecord(topic, body, headers=tuple(headers))
+
+    async def _send_replies(self, replies: list[OutgoingRecord]) -> None:
+        """Send accepted commands' replies; a failure is logged (the commands are stored)."""
+        if not replies:
+            return
+        try:
+            await asyncio.wait_for(
+                self.sender.send(replies), timeout=self.settings.reply_timeout_seconds
+            )
+        except Exception as error:  # an unwritable reply topic must not stop the consumer
+            log.warning("replies failed: %r", error, extra={"replies": len(replies)})
 
     async def _reject(self, record: Record, error: c.ErrorBody, reply: bytes) -> None:
         log.warning(

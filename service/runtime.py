@@ -95,6 +95,7 @@ class EventsPublishing:
                 self.stopping,
                 cluster_id=lambda: self.service.listener.cluster_id,
                 wake=self.service.stored,
+                sender=self.service.sender,
             )
         )
 

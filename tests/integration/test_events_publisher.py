@@ -268,3 +268,35 @@ async def test_a_new_cluster_gets_every_event_again(
 
     positions = [position_of(r) for r in await consume_all(settings)]
     assert sorted(positions) == sorted(rotation_positions(app) * 2)
+
+
+async def test_own_saves_sent_from_memory_match_the_log_and_interleave_with_other_writers(
+    app: RotationsApplication, settings: Settings, uid: str
+) -> None:
+    await ensure_topics(settings.kafka_bootstrap_servers, [settings.events_topic], PARTITIONS)
+    other = RotationsApplication(env=store_environment(settings.store))
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+    await broker.start()
+    publisher = EventsPublisher(app, broker, settings, batch_size=7, poll_seconds=0.05)
+    publisher.follow_saves_of(app)
+    stop = asyncio.Event()
+    task = asyncio.create_task(publisher.run(stop))
+    try:
+        for i in range(4):  # this instance and another writer take turns
+            await asyncio.to_thread(history, app, f"{uid}-own{i}", 5)
+            await asyncio.to_thread(history, other, f"{uid}-other{i}", 2)
+        last = app.recorder.max_notification_id()
+        await wait_until(lambda: publisher.position == last)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await broker.stop()
+        other.close()
+
+    records = await consume_all(settings)
+    assert sorted(position_of(r) for r in records) == rotation_positions(app)
+    check_store_order(records)
+    assert 0 < publisher.from_memory < len(records)  # both paths were taken
+    notifications = app.recorder.select_notifications(start=1, limit=1_000_000)
+    from_log = {item.position: item.body for item in publisher.outgoing(notifications)}
+    assert {position_of(r): r.value for r in records} == from_log  # byte for byte
