@@ -1,7 +1,8 @@
-"""Uniqueness claims kept outside the Rotation, so they never grow inside its state.
+"""Legacy: receipts and meeting-id claims as tiny aggregates, as earlier builds stored them.
 
-Each claim is a tiny aggregate whose id is derived from the unique key: saving a second
-claim with the same key fails in the event store, atomically with the rest of the command.
+Receipts and claims are rows beside the events now (`service.ledger`). These classes stay so
+that stores written before still decode, and so that their events can be moved into the
+ledger's tables once (`service.ledger_migration`). Nothing new is stored with them.
 """
 
 from __future__ import annotations
