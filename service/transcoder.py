@@ -13,6 +13,8 @@ domain keeps every other id as a string. A UUID nested deeper would come back as
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +34,22 @@ class OrjsonTranscoder(JSONTranscoder):
                 for key, value in obj.items()
             }
         try:
-            return orjson.dumps(obj, default=self._encode_obj, option=_OPTIONS)
+            return orjson.dumps(obj, default=self._encode_custom, option=_OPTIONS)
         except (orjson.JSONEncodeError, TypeError):
             return super().encode(obj)
+
+    def _encode_custom(self, obj: Any) -> Any:
+        if type(obj) is datetime:
+            return _tagged_datetime(self.types[datetime].name, obj, obj.tzinfo, obj.fold)
+        return self._encode_obj(obj)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _tagged_datetime(name: str, value: datetime, tzinfo: Any, fold: int) -> dict[str, str]:
+    """What the library's transcoding makes of a datetime, kept: a booking's decision record
+    repeats each candidate's join and last-assignment times, booking after booking.
+
+    Equal datetimes in other time zones (or folds) print differently, so those are part of
+    the key; the dict is only read (by orjson).
+    """
+    return {"_type_": name, "_data_": value.isoformat()}

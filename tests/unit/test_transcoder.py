@@ -84,3 +84,25 @@ def test_no_domain_event_holds_a_uuid_below_the_top_level() -> None:
 
     for event in domain_events():
         assert nested_uuids(dict(vars(event)), 0) == 0, type(event).__name__
+
+
+def test_equal_instants_in_other_zones_or_folds_encode_as_the_library_does() -> None:
+    from zoneinfo import ZoneInfo
+
+    ours, library = OrjsonTranscoder(), JSONTranscoder()
+    for transcoder in (ours, library):
+        mapper(transcoder)
+    utc = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    oslo = utc.astimezone(ZoneInfo("Europe/Oslo"))  # the same instant, another offset
+    folded = datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Oslo"))
+    state = {
+        "first": utc,
+        "again": utc,
+        "oslo": oslo,
+        "folded": folded,
+        "unfolded": folded.replace(fold=0),
+    }
+
+    for _ in range(2):  # the second time from what was kept
+        assert ours.encode(state) == library.encode(state)
+    assert ours.decode(ours.encode(state))["oslo"].utcoffset() == oslo.utcoffset()
