@@ -223,7 +223,8 @@ class RotationsApplication(Application[UUID]):
     def execute_batch(
         self, items: Sequence[tuple[c.CommandBase, Tracking | None]]
     ) -> list[c.CommandReply]:
-        """Handle a partition's fetched batch in one transaction, with its last tracking record.
+        """Handle a fetched batch in one transaction, with the last tracking record of each
+        source (partition) in it.
 
         Decisions are optimistic: duplicates (command ids, meeting ids, existing rotations) and
         races surface as an integrity error on save, and then each command runs on its own.
@@ -240,14 +241,17 @@ class RotationsApplication(Application[UUID]):
     ) -> list[c.CommandReply]:
         work = _UnitOfWork()
         decisions = [self._decide(command, work, check_store) for command, _ in items]
-        trackings = [tracking for _, tracking in items if tracking is not None]
+        # The last position of each source (e.g. each partition of a fetched batch).
+        last = list({t.application_name: t for _, t in items if t is not None}.values())
+        tracking, more_tracking = (last[0], last[1:]) if last else (None, [])
         try:
             recordings = self._save(
-                trackings[-1] if trackings else None,
+                tracking,
                 *work.rotations.values(),
                 *work.loaded.values(),
                 receipts=work.receipts,
                 claims=list(work.claims.values()),
+                more_tracking=more_tracking,
             )
         except IntegrityError:
             # A lost race: what this batch read may be stale, so read it afresh next time.
@@ -526,10 +530,13 @@ class RotationsApplication(Application[UUID]):
         *objs: Any,
         receipts: Sequence[Receipt] = (),
         claims: Sequence[Claim] = (),
+        more_tracking: Sequence[Tracking] = (),
     ) -> list[Any]:
-        """Save events, the tracking record (if any), receipts and claims in one transaction."""
+        """Save events, tracking records, receipts and claims in one transaction."""
         processing = ProcessingEvent[UUID](tracking=tracking)
-        processing.saved_kwargs.update(receipts=receipts, claims=claims)
+        processing.saved_kwargs.update(
+            receipts=receipts, claims=claims, more_tracking=more_tracking
+        )
         # What `processing.collect_events(*objs)` does, without its two runtime-checked
         # Protocol isinstance calls per aggregate (slow on Python 3.11: a tenth of a command).
         for obj in objs:

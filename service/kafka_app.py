@@ -6,7 +6,6 @@ import asyncio
 import base64
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeAlias
 
@@ -259,18 +258,17 @@ class RotationsKafkaApp:
     # -- commands ------------------------------------------------------------------------
 
     async def on_commands(self, msg: KafkaMessage) -> None:
-        """A fetched batch: per partition, valid commands are stored in one transaction."""
-        records: Sequence[Record] = msg.raw_message
-        by_partition: dict[int, list[Record]] = defaultdict(list)
-        for record in records:
-            by_partition[record.partition].append(record)
-        # A partition's replies go out while the next partition's commands are decided and
-        # stored; the batch is done (and the next fetched) once every reply went out.
-        replying = [await self._handle_partition(records) for records in by_partition.values()]
-        await asyncio.gather(*replying)
+        """A fetched batch: its valid commands are stored in one transaction, with the
+        position of each partition it came from, then answered.
 
-    async def _handle_partition(self, records: list[Record]) -> asyncio.Future[Any]:
-        """Store the partition's commands; returns the sending of their replies."""
+        One transaction per fetch, not per partition: waiting for each commit (a disk flush)
+        left the service idle for a quarter of its time.
+        """
+        records: Sequence[Record] = msg.raw_message
+        await (await self._handle_batch(records))
+
+    async def _handle_batch(self, records: Sequence[Record]) -> asyncio.Future[Any]:
+        """Store the batch's commands; returns the sending of their replies."""
         valid: list[tuple[Record, c.CommandBase]] = []
         command: c.CommandBase
         for record in records:

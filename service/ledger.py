@@ -11,7 +11,9 @@ id did. The application hands them over as `ProcessingEvent.saved_kwargs`, which
 passes on to the recorder's `insert_events`.
 
 The recorders are the library's own process recorders, chosen through its
-`PROCESS_RECORDER_TOPIC` setting (`ledger_recorder_class`).
+`PROCESS_RECORDER_TOPIC` setting (`ledger_recorder_class`). They also take more than one
+tracking record per transaction (`more_tracking`), so that a batch fetched from several
+partitions is stored at once with the position of each.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
+        for tracking in kwargs.get("more_tracking", ()):
+            self._insert_tracking(c, tracking)
         if receipts := _receipt_rows(kwargs):
             c.executemany("INSERT INTO command_receipts VALUES (?, ?)", receipts)
         if claims := _claim_rows(kwargs):
@@ -146,6 +150,8 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
+        for tracking in kwargs.get("more_tracking", ()):
+            self._insert_tracking(curs, tracking)
         if receipts := _receipt_rows(kwargs):
             curs.execute(self.insert_receipts, _columns(receipts, 2), prepare=True)
         if claims := _claim_rows(kwargs):

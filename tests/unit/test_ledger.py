@@ -122,3 +122,22 @@ def _forget_migration(app: RotationsApplication) -> tuple[Any, tuple[str]]:
         )
         return statement, (MIGRATION,)
     return "DELETE FROM tracking WHERE application_name = ?", (MIGRATION,)
+
+
+def test_a_batch_from_several_partitions_stores_each_partitions_position_once(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    app = with_rotation(open_app)
+    items = [
+        (booking("r", "m1"), Tracking("p0", 5)),
+        (booking("r", "m2"), Tracking("p1", 9)),
+        (booking("r", "m3"), Tracking("p0", 6)),
+    ]
+
+    replies = app.execute_batch(items)
+
+    assert [r.status for r in replies] == ["accepted"] * 3
+    assert (app.recorder.max_tracking_id("p0"), app.recorder.max_tracking_id("p1")) == (6, 9)
+    before = app.recorder.max_notification_id()
+    assert open_app().execute_batch(items) == replies  # redelivered: the same replies
+    assert app.recorder.max_notification_id() == before  # and nothing stored again
