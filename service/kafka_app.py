@@ -265,10 +265,10 @@ class RotationsKafkaApp:
         left the service idle for a quarter of its time.
         """
         records: Sequence[Record] = msg.raw_message
-        await (await self._handle_batch(records))
+        await self._handle_batch(records)
 
-    async def _handle_batch(self, records: Sequence[Record]) -> asyncio.Future[Any]:
-        """Store the batch's commands; returns the sending of their replies."""
+    async def _handle_batch(self, records: Sequence[Record]) -> None:
+        """Store the batch's commands, then send their replies."""
         valid: list[tuple[Record, c.CommandBase]] = []
         command: c.CommandBase
         for record in records:
@@ -289,14 +289,14 @@ class RotationsKafkaApp:
         answers: list[Coroutine[Any, Any, object]] = []
         accepted: list[OutgoingRecord] = []
         if not valid:
-            return asyncio.gather(*answers)
+            return
         cluster_id = self.listener.cluster_id
         items = [(command, tracking_for(cluster_id, record)) for record, command in valid]
         try:
             replies = await asyncio.to_thread(self.handle_commands, items)
         except Exception as error:
             await self._retry_or_give_up(valid, error)
-            return asyncio.gather(*answers)
+            return
         self.stored.set()
         for (record, command), reply in zip(valid, replies, strict=True):
             self._attempts.pop((record.partition, record.offset), None)
@@ -317,7 +317,7 @@ class RotationsKafkaApp:
         # All at once, in a batch per reply topic. Each is already stored, so their order
         # does not matter.
         answers.append(self._send_replies(accepted))
-        return asyncio.gather(*answers)
+        await asyncio.gather(*answers)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
         """Store the commands' effects (once); the read model follows the saves as they
