@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -31,33 +31,26 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 
 from events.directory import (
-    MANAGE_ROTATIONS,
-    SCHEDULE_FOR_OTHERS,
     DirectoryUser,
     Team,
-    TeamLinks,
     team_links_uuid,
     team_uuid,
     user_uuid,
 )
 from events.errors import (
     Conflict,
-    DuplicateMeeting,
-    Forbidden,
-    IneligibleMember,
     RotationError,
-    RotationExists,
-    UnknownMember,
     UnknownRotation,
 )
 from events.rotation import Rotation, rotation_uuid
 from projections.positions import positions_of
 from service import contracts as c
 from service.directory_cache import DirectoryCache
+from service.handlers import handle
 from service.ledger import Claim, Ledger, Receipt, ledger_recorder_class
-from service.ledger_migration import migrate_legacy_ledger
 from service.postgres_binary import send_events_in_binary
 from service.transcoder import OrjsonTranscoder
+from service.unit_of_work import RetryAlone, UnitOfWork
 
 log = logging.getLogger("rotations.application")
 
@@ -105,7 +98,6 @@ class RotationsApplication(Application[UUID]):
         # Held while a transaction is written and its listeners told: a listener that also
         # reads the log shares it, so it never reads a transaction before being told of it.
         self.save_lock: AbstractContextManager[Any] = threading.RLock()
-        migrate_legacy_ledger(self)
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -200,6 +192,29 @@ class RotationsApplication(Application[UUID]):
         last = self.recorder.max_tracking_id(tracking.application_name)
         return last is not None and last >= tracking.notification_id
 
+    # -- what deciding reads (the unit of work's `WriteStore`) ---------------------------
+
+    def load(self, key: UUID) -> Aggregate | None:
+        """A private copy of the cached aggregate: may be stale, then the save conflicts."""
+        try:
+            aggregate: Aggregate = self.repository.get(key)
+        except AggregateNotFoundError:
+            return None
+        return aggregate
+
+    def exists(self, key: UUID) -> bool:
+        return key in self.repository
+
+    def find_team(self, team_id: str) -> Team | None:
+        try:
+            team: Team = self.store_reader.get(team_uuid(team_id))
+        except AggregateNotFoundError:
+            return None
+        return team
+
+    def has_claim(self, rotation_id: str, meeting_id: str) -> bool:
+        return self.ledger.has_claim(rotation_id, meeting_id)
+
     # -- commands ------------------------------------------------------------------------
 
     def execute(self, command: c.CommandBase, tracking: Tracking | None = None) -> c.CommandReply:
@@ -232,30 +247,29 @@ class RotationsApplication(Application[UUID]):
         if len(items) > 1:
             try:
                 return self._decide_and_save(items, check_store=False)
-            except (IntegrityError, _RetryAlone):
+            except (IntegrityError, RetryAlone):
                 log.info("batch of %d fell back to one-by-one handling", len(items))
         return [self.execute(command, tracking) for command, tracking in items]
 
     def _decide_and_save(
         self, items: Sequence[tuple[c.CommandBase, Tracking | None]], check_store: bool
     ) -> list[c.CommandReply]:
-        work = _UnitOfWork()
-        decisions = [self._decide(command, work, check_store) for command, _ in items]
+        work = UnitOfWork(self, check_store)
+        decisions = [self._decide(command, work) for command, _ in items]
         # The last position of each source (e.g. each partition of a fetched batch).
         last = list({t.application_name: t for _, t in items if t is not None}.values())
         tracking, more_tracking = (last[0], last[1:]) if last else (None, [])
         try:
             recordings = self._save(
                 tracking,
-                *work.rotations.values(),
-                *work.loaded.values(),
+                *work.aggregates.values(),
                 receipts=work.receipts,
                 claims=list(work.claims.values()),
                 more_tracking=more_tracking,
             )
         except IntegrityError:
             # A lost race: what this batch read may be stale, so read it afresh next time.
-            self._forget([*work.rotations, *work.loaded])
+            self._forget(work.aggregates)
             raise
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
@@ -263,101 +277,32 @@ class RotationsApplication(Application[UUID]):
         }
         return [decision.reply_with(positions) for decision in decisions]
 
-    def _decide(self, command: c.CommandBase, work: _UnitOfWork, check_store: bool) -> _Decision:
-        """Run one command against the domain, collecting its new aggregates in `work`."""
-        if command.command_id in work.command_ids:
-            raise _RetryAlone(command.command_id)
-        work.command_ids.add(command.command_id)
+    def _decide(self, command: c.CommandBase, work: UnitOfWork) -> _Decision:
+        """Decide one command in a scope of its own: kept if accepted, dropped if not."""
+        scope = work.begin(command.command_id, self.clock())
         try:
-            rotation, before, host_id = self._apply(command, work, check_store)
+            host_id = handle(scope, command, self.directory_required)
         except RotationError as error:
             reply = _rejected(command, error)
             work.receipts.append(Receipt(command.command_id, _dump(reply)))
             return _Decision(reply, None, [])
-        new_events = rotation.pending_events[before:]
+        work.keep(scope)
+        new_events = scope.new_events()
+        rotation = scope.subject
         reply = c.CommandReply(
             status="accepted",
             command_id=command.command_id,
             rotation_id=command.rotation_id,
-            version=rotation.version,
+            version=rotation.version if rotation is not None else None,
             events=[c.EventRef(type=type(e).__name__) for e in new_events],
             host_id=host_id,
         )
         work.receipts.append(Receipt(command.command_id, _dump(reply)))
-        return _Decision(reply, rotation.id, [e.originator_version for e in new_events])
-
-    def _apply(
-        self, command: c.CommandBase, work: _UnitOfWork, check_store: bool
-    ) -> tuple[Rotation, int, str | None]:
-        """The domain call for each command type; returns rotation, events before, host."""
-        now = self.clock()
-        key = rotation_uuid(command.rotation_id)
-        self._authorize(command)
-        if isinstance(command, c.CreateRotation):
-            if key in work.rotations or (check_store and key in self.repository):
-                raise RotationExists(f"rotation {command.rotation_id!r} exists")
-            members = list(dict.fromkeys(command.members))
-            self._require_eligible(members)
-            rotation = Rotation(
-                rotation_id=command.rotation_id, name=command.name, members=members, at=now
-            )
-            work.rotations[key] = rotation
-            for team_id in dict.fromkeys(command.teams):
-                self._add_team(rotation, team_id, work, now)
-            return rotation, 0, None
-        rotation = work.rotations.get(key) or self._rotation_for_command(command.rotation_id)
-        work.rotations[key] = rotation
-        before = len(rotation.pending_events)
-        host: str | None = None
-        if isinstance(command, c.RenameRotation):
-            rotation.rename(command.name)
-        elif isinstance(command, c.AddMember):
-            why = self.ineligible_users([command.user_id]).get(command.user_id)
-            rotation.add_member(command.user_id, at=now, ineligible=why)
-        elif isinstance(command, c.AddTeam):
-            self._add_team(rotation, command.team_id, work, now)
-        elif isinstance(command, c.RemoveTeam):
-            rotation.remove_team(command.team_id)
-            links = self._team_links(command.team_id, work)
-            links.unlink(command.rotation_id)
-        elif isinstance(command, c.RemoveMember):
-            rotation.remove_member(command.user_id)
-        elif isinstance(command, c.ToggleAvailability):
-            rotation.toggle_availability(command.user_id, command.available)
-        elif isinstance(command, c.DeleteRotation):
-            rotation.delete()
-        elif isinstance(command, c.BookMeeting):
-            host = self._book(rotation, command, work, check_store, now)
-        else:  # pragma: no cover - the contract's union is exhaustive
-            raise TypeError(f"unhandled command {type(command).__name__}")
-        return rotation, before, host
-
-    def _book(
-        self,
-        rotation: Rotation,
-        command: c.BookMeeting,
-        work: _UnitOfWork,
-        check_store: bool,
-        now: datetime,
-    ) -> str:
-        claim_key = (command.rotation_id, command.meeting_id)
-        duplicate = claim_key in work.claims or (check_store and self.ledger.has_claim(*claim_key))
-        if duplicate and not rotation.deleted:
-            if not check_store:
-                raise _RetryAlone(command.meeting_id)
-            raise DuplicateMeeting(
-                f"meeting {command.meeting_id!r} is already booked in {command.rotation_id!r}"
-            )
-        host = rotation.book_meeting(
-            meeting_id=command.meeting_id,
-            host_id=command.host_id,
-            record=command.record.model_dump(),
-            starts_at=command.starts_at,
-            at=now,
-            ineligible=self.ineligible_users(list(rotation.members)),
+        return _Decision(
+            reply,
+            rotation.id if rotation is not None else None,
+            [e.originator_version for e in new_events],
         )
-        work.claims[claim_key] = Claim(command.rotation_id, command.meeting_id, host)
-        return host
 
     def reply_for_receipt(self, reply: c.CommandReply) -> c.CommandReply:
         """Fill in the stored events' positions of a reply read back from a receipt."""
@@ -373,53 +318,6 @@ class RotationsApplication(Application[UUID]):
         return reply.model_copy(update={"events": events})
 
     # -- directory -----------------------------------------------------------------------
-
-    def _authorize(self, command: c.CommandBase) -> None:
-        """Managing needs manage_rotations; booking for someone else needs a seat and
-        schedule_for_others. Unknown or deactivated actors may do nothing."""
-        if not self.directory_required:
-            return
-        actor = self.find_user(command.actor)
-        kind = type(command).__name__
-        if actor is None or actor.deactivated:
-            raise Forbidden(f"actor {command.actor!r} is not an active user ({kind})")
-        if isinstance(command, c.BookMeeting):
-            for_someone_else = command.host_id is not None and command.host_id != command.actor
-            if for_someone_else and not (actor.seat and actor.may(SCHEDULE_FOR_OTHERS)):
-                raise Forbidden(
-                    f"{command.actor!r} may not book for {command.host_id!r}: needs a seat "
-                    "and schedule_for_others"
-                )
-            return
-        if not actor.may(MANAGE_ROTATIONS):
-            raise Forbidden(f"{command.actor!r} may not {kind}: needs manage_rotations")
-
-    def _require_eligible(self, user_ids: Sequence[str]) -> None:
-        ineligible = self.ineligible_users(user_ids)
-        if ineligible:
-            user_id, why = next(iter(ineligible.items()))
-            raise IneligibleMember(f"{user_id!r} cannot be a member: {why}")
-
-    def _add_team(self, rotation: Rotation, team_id: str, work: _UnitOfWork, now: datetime) -> None:
-        try:
-            team: Any = self.store_reader.get(team_uuid(team_id))
-            members = list(team.members)
-        except AggregateNotFoundError:
-            if self.directory_required:
-                raise UnknownMember(f"no team {team_id!r} in the directory") from None
-            members = []
-        rotation.add_team(team_id, members, at=now)
-        self._team_links(team_id, work).link(rotation.rotation_id)
-
-    def _team_links(self, team_id: str, work: _UnitOfWork) -> TeamLinks:
-        key = team_links_uuid(team_id)
-        if key not in work.loaded:
-            try:
-                work.loaded[key] = self.repository.get(key)
-            except AggregateNotFoundError:
-                work.loaded[key] = TeamLinks(team_id=team_id)
-        links: Any = work.loaded[key]
-        return links  # type: ignore[no-any-return]
 
     def record_directory(
         self,
@@ -567,21 +465,6 @@ class RotationsApplication(Application[UUID]):
                 due[event.originator_id] = aggregate
         if due:
             self.snapshots.put([Snapshot.take(aggregate) for aggregate in due.values()])
-
-
-class _RetryAlone(Exception):
-    """Something in the batch needs the careful one-by-one path (e.g. a repeated id)."""
-
-
-@dataclass
-class _UnitOfWork:
-    """What one transaction will save: touched rotations and new claims and receipts."""
-
-    rotations: dict[UUID, Rotation] = field(default_factory=dict)
-    loaded: dict[UUID, Aggregate] = field(default_factory=dict)
-    command_ids: set[str] = field(default_factory=set)
-    receipts: list[Receipt] = field(default_factory=list)
-    claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
 
 
 @dataclass

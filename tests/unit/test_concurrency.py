@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import pytest
 from eventsourcing.persistence import IntegrityError
 
 from projections.rotation_view import RotationProjector, open_view
@@ -12,15 +14,20 @@ from tests.unit.commands import book, ok, run
 
 
 def test_a_lost_race_is_retried_on_fresh_state(
-    open_app: Callable[[], RotationsApplication],
+    open_app: Callable[[], RotationsApplication], caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = open_app(), open_app()
     ok(first, "CreateRotation", "r", name="Race", members=["a", "b"])
-    second.get_rotation("r")  # second now holds "r" in its cache
-    assert book(first, "r", "m1").host_id == "a"
+    ok(second, "RenameRotation", "r", name="Race 2")  # second now caches "r" at version 2
+    assert book(first, "r", "m1").host_id == "a"  # first's copy was version 1: a lost race
+    caplog.set_level(logging.INFO, logger="rotations.application")
+    caplog.clear()
 
-    # second decides on its stale copy first, loses on save, and decides again.
+    # second decides on its stale copy first (a, with 0 meetings), loses on save, and
+    # decides again on the stored state.
     assert book(second, "r", "m2").host_id == "b"
+    lost = [r for r in caplog.records if "optimistic concurrency conflict" in r.getMessage()]
+    assert len(lost) == 1
     standings = {s.user_id: s.meetings for s in first.get_rotation("r").standings()}
     assert standings == {"a": 1, "b": 1}
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from uuid import uuid4
 
 from eventsourcing.persistence import Tracking
 
-from events.claims import CommandReceipt, MeetingClaim
 from projections.rotation_view import ROTATION_TOPIC_PREFIX
 from service.application import RotationsApplication
 from service.contracts import COMMAND_ADAPTER, CommandBase
-from service.ledger_migration import migrate_legacy_ledger
 from tests.unit.commands import RECORD, ok
 
 MEMBERS = ["a", "b"]
@@ -85,43 +82,6 @@ def test_a_batch_repeating_a_stored_command_id_gets_the_first_reply(
 
     assert replies[1] == reply
     assert not app.ledger.has_claim("r", "m9")
-
-
-def test_receipts_and_claims_stored_as_events_by_older_versions_are_moved_once(
-    open_app: Callable[[], RotationsApplication],
-) -> None:
-    old = with_rotation(open_app)
-    outcome: dict[str, Any] = {"status": "accepted", "command_id": "c-old", "rotation_id": "r"}
-    old.save(
-        CommandReceipt(command_id="c-old", outcome=outcome),
-        MeetingClaim(rotation_id="r", meeting_id="m-old", host_id="a"),
-    )
-    with old.recorder.datastore.transaction(commit=True) as cursor:  # forget the migration
-        cursor.execute(*_forget_migration(old))
-
-    new = open_app()
-
-    assert new.ledger.has_claim("r", "m-old")
-    repeated = new.find_receipt("c-old")
-    assert repeated is not None and repeated.command_id == "c-old"
-    assert new.execute(booking("r", "m-old")).status == "rejected"
-    assert migrate_legacy_ledger(open_app()) == 0  # done once, remembered
-
-
-def _forget_migration(app: RotationsApplication) -> tuple[Any, tuple[str]]:
-    """Delete the migration's tracking row and the rows it moved, as before an upgrade."""
-    from eventsourcing.postgres import PostgresRecorder
-    from psycopg.sql import SQL, Identifier
-
-    from service.ledger_migration import MIGRATION
-
-    recorder: Any = app.recorder
-    if isinstance(recorder, PostgresRecorder):
-        statement: Any = SQL("DELETE FROM {}.{} WHERE application_name = %s").format(
-            Identifier(recorder.datastore.schema), Identifier(recorder.tracking_table_name)
-        )
-        return statement, (MIGRATION,)
-    return "DELETE FROM tracking WHERE application_name = ?", (MIGRATION,)
 
 
 def test_a_batch_from_several_partitions_stores_each_partitions_position_once(

@@ -10,8 +10,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import JSONTranscoder, Mapper
 
-from events.claims import CommandReceipt, MeetingClaim
-from events.directory import DirectoryUser, Team
+from events.directory import DirectoryUser, Team, TeamLinks
 from events.rotation import Rotation
 from service.transcoder import OrjsonTranscoder
 
@@ -42,11 +41,9 @@ def domain_events() -> list[Any]:
         permissions=["manage_rotations"],
     )
     team = Team(team_id="emea", name="EMEA", members=["kari"])
-    claim = MeetingClaim(rotation_id="r", meeting_id="m1", host_id="kari")
-    receipt = CommandReceipt(
-        command_id=uuid4().hex, outcome={"status": "accepted", "version": 3, "n": 1.5}
-    )
-    aggregates = [rotation, user, team, claim, receipt]
+    links = TeamLinks(team_id="emea")
+    links.link("r")
+    aggregates = [rotation, user, team, links]
     return [snapshot, *(e for a in aggregates for e in a.collect_events())]
 
 

@@ -1,0 +1,144 @@
+"""The unit of work: what one transaction saves, and each command's changes kept apart.
+
+A fetched batch of commands is stored in one transaction. Each command works in a scope of
+its own on copies of the aggregates it touches; only an accepted command's copies (and its
+meeting claims) replace what the unit of work holds. A rejected command leaves nothing
+behind: not the rotation it was creating, not a team link, not a claim. Its receipt (the
+reply a repeated command id gets) is the only thing of it that is stored.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from events.directory import DirectoryUser, Team, TeamLinks, team_links_uuid
+from events.errors import DuplicateMeeting, RotationExists, UnknownRotation
+from events.rotation import Rotation, rotation_uuid
+from service.ledger import Claim, Receipt
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class WriteStore(Protocol):
+    """What deciding a command reads from the store."""
+
+    @property
+    def directory_required(self) -> bool: ...
+
+    def load(self, key: UUID) -> Aggregate | None:
+        """A private copy of the stored aggregate, or None (a cached copy may be stale:
+        then its save conflicts and the command is decided again on fresh state)."""
+        ...
+
+    def exists(self, key: UUID) -> bool: ...
+
+    def find_user(self, user_id: str) -> DirectoryUser | None: ...
+
+    def find_team(self, team_id: str) -> Team | None: ...
+
+    def has_claim(self, rotation_id: str, meeting_id: str) -> bool: ...
+
+    def ineligible_users(self, user_ids: list[str]) -> dict[str, str]: ...
+
+
+class RetryAlone(Exception):
+    """The batch's optimistic path cannot decide this (a repeated id): handle one by one."""
+
+
+@dataclass
+class UnitOfWork:
+    """Aggregates, claims and receipts that one transaction will save."""
+
+    store: WriteStore
+    # Whether duplicates are looked up in the store (one by one) or left to the save's
+    # unique keys (a batch: a duplicate fails the transaction, then each runs alone).
+    check_store: bool
+    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+    claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
+    receipts: list[Receipt] = field(default_factory=list)
+    command_ids: set[str] = field(default_factory=set)
+
+    def begin(self, command_id: str, now: datetime) -> CommandScope:
+        if command_id in self.command_ids:
+            raise RetryAlone(command_id)
+        self.command_ids.add(command_id)
+        return CommandScope(self, now)
+
+    def keep(self, scope: CommandScope) -> None:
+        """An accepted command's changes become part of the transaction."""
+        self.aggregates.update(scope.touched)
+        self.claims.update(scope.claims)
+
+
+class CommandScope:
+    """One command's reads and changes, on copies, until the command is accepted."""
+
+    def __init__(self, work: UnitOfWork, now: datetime) -> None:
+        self.work = work
+        self.store = work.store
+        self.now = now
+        self.touched: dict[UUID, Aggregate] = {}
+        self.claims: dict[tuple[str, str], Claim] = {}
+        self.subject: Rotation | None = None  # the rotation the reply describes
+        self.events_before = 0
+
+    def _get(self, key: UUID) -> Aggregate | None:
+        if key in self.touched:
+            return self.touched[key]
+        held = self.work.aggregates.get(key)
+        found = copy.deepcopy(held) if held is not None else self.store.load(key)
+        if found is not None:
+            self.touched[key] = found
+        return found
+
+    def rotation(self, rotation_id: str) -> Rotation:
+        """The rotation this command acts on."""
+        found = self._get(rotation_uuid(rotation_id))
+        if not isinstance(found, Rotation):
+            raise UnknownRotation(f"no rotation {rotation_id!r}")
+        if self.subject is None:
+            self.subject, self.events_before = found, len(found.pending_events)
+        return found
+
+    def require_no_rotation(self, rotation_id: str) -> None:
+        key = rotation_uuid(rotation_id)
+        exists = key in self.work.aggregates or (self.work.check_store and self.store.exists(key))
+        if exists:
+            raise RotationExists(f"rotation {rotation_id!r} exists")
+
+    def create_rotation(self, rotation_id: str, name: str, members: list[str]) -> Rotation:
+        key = rotation_uuid(rotation_id)
+        rotation = Rotation(rotation_id=rotation_id, name=name, members=members, at=self.now)
+        self.touched[key] = self.subject = rotation
+        return rotation
+
+    def team_links(self, team_id: str) -> TeamLinks:
+        found = self._get(team_links_uuid(team_id))
+        if isinstance(found, TeamLinks):
+            return found
+        links = TeamLinks(team_id=team_id)
+        self.touched[links.id] = links
+        return links
+
+    def require_new_meeting(self, rotation_id: str, meeting_id: str) -> None:
+        """Meeting ids are unique per rotation."""
+        key = (rotation_id, meeting_id)
+        if key in self.work.claims:
+            raise RetryAlone(meeting_id)  # decided one by one, where the store is asked
+        if self.work.check_store and self.store.has_claim(rotation_id, meeting_id):
+            raise DuplicateMeeting(f"meeting {meeting_id!r} is already booked in {rotation_id!r}")
+
+    def claim_meeting(self, rotation_id: str, meeting_id: str, host_id: str) -> None:
+        self.claims[(rotation_id, meeting_id)] = Claim(rotation_id, meeting_id, host_id)
+
+    def new_events(self) -> list[Rotation.Event]:
+        """The events this command added to its rotation."""
+        if self.subject is None:
+            return []
+        return list(self.subject.pending_events[self.events_before :])  # type: ignore[arg-type]
