@@ -150,6 +150,11 @@ class RotationProjector:
                 event: Any = self.mapper.to_domain_event(notification)
                 key = str(event.originator_id)
                 current = touched.get(key) or (None if key in absent else self._load(key))
+                if current is not None and notification.id <= current[1]:
+                    # Already in the row: another instance sharing the view stored it after
+                    # this catch-up read its position. Its tracking record is at least as
+                    # far, so this batch's save fails and the catch-up reads on from there.
+                    continue
                 rotation = event.mutate(current[0] if current else None)
                 touched[key] = (rotation, notification.id)
             rows = [self._to_row(rid, rot, pos) for rid, (rot, pos) in touched.items()]

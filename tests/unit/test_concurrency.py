@@ -9,6 +9,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from projections.rotation_view import RotationProjector, open_view
+from projections.view_store import ViewRow
 from service.application import RotationsApplication
 from tests.unit.commands import book, ok, run
 
@@ -67,3 +68,30 @@ def test_two_read_models_on_one_view_do_not_trip_over_each_other(
     theirs.catch_up()  # must skip what is already applied, then apply m2
     assert theirs.position == first.recorder.max_notification_id()
     assert theirs.suggest("r").suggestion == first.get_rotation("r").suggest()
+
+
+def test_a_row_another_instance_stores_mid_catch_up_is_not_folded_twice(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    """Two instances share one view: one may store a batch between the other reading the
+    view's position and reading a row, so the row is ahead of the batch being folded."""
+    app = open_app()
+    ok(app, "CreateRotation", "r", name="Race", members=["a", "b"])
+    mine = RotationProjector(app, open_view(app))
+    mine.catch_up()
+    theirs = RotationProjector(app, open_view(app), cache_size=0)  # reads rows every time
+    book(app, "r", "m1")
+    read_row = theirs.view.get_row
+
+    def row_after_mine_stored(key: str) -> ViewRow | None:
+        mine.catch_up()  # the other instance stores m1's row now
+        return read_row(key)
+
+    theirs.view.get_row = row_after_mine_stored  # type: ignore[method-assign]
+    theirs.catch_up()
+
+    assert theirs.position == mine.position == app.recorder.max_notification_id()
+    assert theirs.suggest("r").suggestion == app.get_rotation("r").suggest()
+    rebuilt = RotationProjector(app, open_view(app, "rebuilt_view"), tracking_name="rebuilt")
+    rebuilt.catch_up()
+    assert theirs.suggest("r").suggestion == rebuilt.suggest("r").suggestion
