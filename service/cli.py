@@ -10,7 +10,7 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from service.logs import configure_logging
 from service.settings import Settings
+
+if TYPE_CHECKING:  # the CLI starts fast: the store's modules load when a command needs them
+    from service.application import RotationsApplication
 
 cli = typer.Typer(
     help="Meeting rotations: round-robin host assignment, event-sourced, over Kafka.",
@@ -37,7 +40,7 @@ def fail(message: str, code: int = 1) -> None:
 @cli.command()
 def serve() -> None:
     """Run the service, configured from the environment (see the README's table)."""
-    from service.runtime import StartupError
+    from service.bootstrap import StartupError
     from service.runtime import serve as run
 
     configure_logging()
@@ -72,8 +75,8 @@ def dev(
     store: Annotated[str, typer.Option(help="event store URL")] = "sqlite:///data/rotations.sqlite",
 ) -> None:
     """Broker + service + SQLite in one command; Ctrl-C stops both."""
+    from service.bootstrap import StartupError
     from service.embedded_broker import start_broker
-    from service.runtime import StartupError
     from service.runtime import serve as run
 
     configure_logging()
@@ -199,18 +202,14 @@ def suggest(
 # -- audits: replay, audit, explain (they read the store directly; no broker needed) ------
 
 
-def _open_store() -> Any:
+def _open_store() -> RotationsApplication:
     """The application on the configured store (ROTATIONS_STORE) and directory mode."""
-    from service.application import RotationsApplication
-    from service.store import store_environment
+    from service.bootstrap import StartupError, open_application
 
-    settings = Settings()
     try:
-        return RotationsApplication(
-            env=store_environment(settings.store), directory=settings.directory
-        )
-    except Exception as error:
-        fail(f"cannot open the event store {settings.store!r}: {error}", 2)
+        return open_application(Settings())
+    except StartupError as error:
+        fail(str(error), 2)
         raise
 
 

@@ -1,4 +1,4 @@
-"""Starting and stopping the service: store, read model, topics, Kafka consumers."""
+"""Running the service: what `bootstrap` composed, with its background tasks, until stopped."""
 
 from __future__ import annotations
 
@@ -7,52 +7,15 @@ import contextlib
 import logging
 from urllib.parse import urlsplit
 
-from projections.rotation_view import RotationProjector, open_view
-from service.application import RotationsApplication
+from service.bootstrap import StartupError, build_service, open_http
 from service.events_publisher import publish_events
-from service.http import start_http
 from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
-from service.store import store_environment
 from service.topics import ensure_topics
 
+__all__ = ["StartupError", "serve"]
+
 log = logging.getLogger("rotations.service")
-
-
-class StartupError(RuntimeError):
-    """The store or the broker cannot be reached: say so and exit instead of hanging."""
-
-
-def open_application(settings: Settings) -> RotationsApplication:
-    try:
-        return RotationsApplication(
-            env=store_environment(settings.store),
-            conflict_retries=settings.conflict_retries,
-            directory=settings.directory,
-        )
-    except Exception as error:
-        raise StartupError(f"cannot open the event store {settings.store!r}: {error}") from error
-
-
-async def build_service(settings: Settings) -> RotationsKafkaApp:
-    app = await asyncio.to_thread(open_application, settings)
-    projector = RotationProjector(app, open_view(app))
-    caught_up = await asyncio.to_thread(projector.catch_up)
-    projector.follow_saves_of(app)
-    log.info("read model caught up", extra={"applied": caught_up, "position": projector.position})
-    try:
-        cluster_id = await asyncio.wait_for(
-            ensure_topics(
-                settings.kafka_bootstrap_servers, settings.all_topics(), settings.partitions
-            ),
-            timeout=30,
-        )
-    except Exception as error:
-        raise StartupError(
-            f"cannot reach the Kafka broker at {settings.kafka_bootstrap_servers}: "
-            f"{error or type(error).__name__}"
-        ) from error
-    return RotationsKafkaApp(settings, app, projector, cluster_id)
 
 
 async def follow_store(service: RotationsKafkaApp, interval: float) -> None:
@@ -108,13 +71,7 @@ class EventsPublishing:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, with health, metrics and AsyncAPI over HTTP alongside."""
-    try:
-        http = await start_http(settings)  # first: live (and not ready) during startup
-    except OSError as error:
-        raise StartupError(
-            f"cannot serve HTTP on port {settings.http_port} (ROTATIONS_HTTP_PORT): "
-            f"{error.strerror or error}"
-        ) from error
+    http = await open_http(settings)  # first: live (and not ready) during startup
     try:
         service = await build_service(settings)
     except BaseException:
