@@ -93,6 +93,14 @@ class DirectoryUser(Aggregate):
         return not self.deactivated and permission in self.permissions
 
 
+def ineligibility(user: DirectoryUser | None) -> str | None:
+    """Why a user cannot host, or None when they can: the one rule, a user the directory
+    has never described (None) included, so every reader answers alike."""
+    if user is None:
+        return "unknown_user"
+    return user.ineligibility()
+
+
 class Team(Aggregate):
     """A team's current members, as the directory last listed them."""
 

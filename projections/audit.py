@@ -2,7 +2,7 @@
 
 `audit_history` lists a rotation's events as entries an auditor can read. `explain_booking`
 shows the decision record a booking stored and re-derives it: the rotation's events before
-the booking are folded with the aggregate's own mutators (as `projections.point_in_time`
+the booking are folded by `events.fold` (the aggregate's own mutators, as every reader
 does), eligibility comes from the directory facts stored before the booking, and members are
 ranked with the shared `events.ranking.rank`, so a stored record that the events do not
 support is caught.
@@ -10,18 +10,21 @@ support is caught.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import takewhile
 from typing import Any
 
+from eventsourcing.domain import Aggregate
 from pydantic_core import to_jsonable_python
 
-from events.directory import DirectoryUser, user_uuid
+from events.directory import DirectoryUser, ineligibility, user_uuid
 from events.errors import UnknownRotation
+from events.fold import Step, fold, fold_steps
 from events.ranking import rank
 from events.rotation import NOT_RECORDED, OVERRIDE, Rotation, rotation_uuid, standing_to_dict
-from projections.positions import positions_of
+from projections.ports import AuditSource, EventSource, history
 
 
 class MeetingNotFound(LookupError):
@@ -99,93 +102,73 @@ class Explanation:
 # -- history ----------------------------------------------------------------------------
 
 
-def _events_and_positions(app: Any, rotation_id: str) -> tuple[list[Any], list[int]]:
-    """The rotation's events in order, and the global position of each."""
-    events = list(app.events.get(rotation_uuid(rotation_id)))
+def _rotation_history(app: EventSource, rotation_id: str) -> Iterator[Step]:
+    """The rotation's events folded one by one (`events.fold`), each with its position."""
+    events, positions = history(app, rotation_uuid(rotation_id))
     if not events:
         raise UnknownRotation(f"no rotation {rotation_id!r}")
-    positions = positions_of(
-        app.recorder,
-        events[0].originator_id,
-        events[0].originator_version,
-        events[-1].originator_version,
-    )
-    return events, positions
+    return fold_steps(events, positions)
 
 
-def audit_history(app: Any, rotation_id: str) -> list[AuditEntry]:
+def audit_history(app: EventSource, rotation_id: str) -> list[AuditEntry]:
     """Every event of the rotation in order, with timestamp, version and global position.
 
     The events are folded as they are listed, so each entry can say who actually joined or
     left (a team's members, say) and whether the counts were reset (every join resets).
     """
-    events, positions = _events_and_positions(app, rotation_id)
-    entries = []
-    rotation: Rotation | None = None
-    for event, position in zip(events, positions, strict=True):
-        before = list(rotation.members) if rotation else []
-        rotation = event.mutate(rotation)
-        after = list(rotation.members) if rotation else []
-        joined = tuple(u for u in after if u not in before)
-        left = tuple(u for u in before if u not in after)
-        entries.append(_entry(event, position, joined, left))
-    return entries
+    return [_entry(step) for step in _rotation_history(app, rotation_id)]
 
 
-def _entry(event: Any, position: int, joined: tuple[str, ...], left: tuple[str, ...]) -> AuditEntry:
+def _entry(step: Step) -> AuditEntry:
+    event = step.event
     base: dict[str, Any] = {
-        "position": position,
+        "position": step.position or 0,
         "version": event.originator_version,
         "timestamp": event.timestamp,
         "event": type(event).__name__,
-        "joined": joined,
-        "left": left,
-        "reset": bool(joined),
+        "joined": step.joined,
+        "left": step.left,
+        "reset": step.reset,
     }
-    changes = _membership(joined, left)
-    if isinstance(event, Rotation.Created):
-        members = tuple(event.members)
-        return AuditEntry(
-            **base,
-            summary=f"created {event.name!r} with {', '.join(members) or 'no members'}",
-            name=event.name,
-            members=members,
-        )
-    if isinstance(event, Rotation.Renamed):
-        return AuditEntry(**base, summary=f"renamed to {event.name!r}", name=event.name)
-    if isinstance(event, Rotation.MemberAdded):
-        return AuditEntry(**base, summary=f"added {event.user_id}{changes}", user_id=event.user_id)
-    if isinstance(event, Rotation.MemberRemoved):
-        return AuditEntry(**base, summary=f"removed {event.user_id}", user_id=event.user_id)
-    if isinstance(event, Rotation.AvailabilityToggled):
-        state = "available" if event.available else "unavailable"
-        return AuditEntry(
-            **base,
-            summary=f"{event.user_id} {state}",
-            user_id=event.user_id,
-            available=event.available,
-        )
-    if isinstance(event, Rotation.MeetingBooked):
-        return _booking_entry(event, base)
-    if isinstance(event, Rotation.Deleted):
-        return AuditEntry(**base, summary="deleted")
-    team_id = getattr(event, "team_id", None)
-    if team_id is not None:  # TeamAdded, TeamRemoved, TeamMembersChanged
-        verb = {"TeamAdded": "added", "TeamRemoved": "removed"}.get(base["event"], "changed")
-        return AuditEntry(**base, summary=f"team {team_id} {verb}{changes}", team_id=team_id)
-    return AuditEntry(**base, summary=_generic_summary(event))
+    render = _RENDERERS.get(type(event))
+    fields = render(event, _membership(step)) if render else {"summary": _generic_summary(event)}
+    return AuditEntry(**base, **fields)
 
 
-def _membership(joined: tuple[str, ...], left: tuple[str, ...]) -> str:
-    parts = []
-    if joined:
-        parts.append(f"joined: {', '.join(joined)}; every count reset to 0")
-    if left:
-        parts.append(f"left: {', '.join(left)}")
-    return f" ({'; '.join(parts)})" if parts else ""
+# Each renderer gives an entry's summary and the fields of its event kind; the membership
+# change (already worded) comes from the fold, never from the event's own fields.
+Fields = dict[str, Any]
+_TeamEvent = Rotation.TeamAdded | Rotation.TeamRemoved | Rotation.TeamMembersChanged
 
 
-def _booking_entry(event: Any, base: dict[str, Any]) -> AuditEntry:
+def _created(event: Rotation.Created, _: str) -> Fields:
+    members = tuple(event.members)
+    summary = f"created {event.name!r} with {', '.join(members) or 'no members'}"
+    return {"summary": summary, "name": event.name, "members": members}
+
+
+def _renamed(event: Rotation.Renamed, _: str) -> Fields:
+    return {"summary": f"renamed to {event.name!r}", "name": event.name}
+
+
+def _member_added(event: Rotation.MemberAdded, changes: str) -> Fields:
+    return {"summary": f"added {event.user_id}{changes}", "user_id": event.user_id}
+
+
+def _member_removed(event: Rotation.MemberRemoved, _: str) -> Fields:
+    return {"summary": f"removed {event.user_id}", "user_id": event.user_id}
+
+
+def _availability(event: Rotation.AvailabilityToggled, _: str) -> Fields:
+    state = "available" if event.available else "unavailable"
+    return {
+        "summary": f"{event.user_id} {state}",
+        "user_id": event.user_id,
+        "available": event.available,
+    }
+
+
+def _booked(event: Rotation.MeetingBooked, _: str) -> Fields:
     recorded = event.reason != NOT_RECORDED
     if not recorded:
         how = "no decision record (booked before records were kept)"
@@ -193,18 +176,51 @@ def _booking_entry(event: Any, base: dict[str, Any]) -> AuditEntry:
         how = f"override of suggested {event.suggested_host_id or 'nobody'}"
     else:
         how = f"as suggested ({event.reason})"
-    return AuditEntry(
-        **base,
-        summary=f"meeting {event.meeting_id} hosted by {event.host_id}: {how}",
-        meeting_id=event.meeting_id,
-        host_id=event.host_id,
-        suggested_host_id=event.suggested_host_id if recorded else None,
-        override=event.override if recorded else None,
-        reason=event.reason,
-    )
+    return {
+        "summary": f"meeting {event.meeting_id} hosted by {event.host_id}: {how}",
+        "meeting_id": event.meeting_id,
+        "host_id": event.host_id,
+        "suggested_host_id": event.suggested_host_id if recorded else None,
+        "override": event.override if recorded else None,
+        "reason": event.reason,
+    }
 
 
-def _generic_summary(event: Any) -> str:
+def _team(verb: str) -> Callable[[Any, str], Fields]:
+    def render(event: _TeamEvent, changes: str) -> Fields:
+        return {"summary": f"team {event.team_id} {verb}{changes}", "team_id": event.team_id}
+
+    return render
+
+
+def _deleted(_event: Rotation.Deleted, _: str) -> Fields:
+    return {"summary": "deleted"}
+
+
+_RENDERERS: dict[type[Any], Callable[[Any, str], Fields]] = {
+    Rotation.Created: _created,
+    Rotation.Renamed: _renamed,
+    Rotation.MemberAdded: _member_added,
+    Rotation.MemberRemoved: _member_removed,
+    Rotation.AvailabilityToggled: _availability,
+    Rotation.MeetingBooked: _booked,
+    Rotation.TeamAdded: _team("added"),
+    Rotation.TeamRemoved: _team("removed"),
+    Rotation.TeamMembersChanged: _team("changed"),
+    Rotation.Deleted: _deleted,
+}
+
+
+def _membership(step: Step) -> str:
+    parts = []
+    if step.joined:
+        parts.append(f"joined: {', '.join(step.joined)}; every count reset to 0")
+    if step.left:
+        parts.append(f"left: {', '.join(step.left)}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _generic_summary(event: Aggregate.Event) -> str:
     """Events this module does not know yet still appear, with their fields."""
     hidden = {"originator_id", "originator_version", "timestamp", "originator_topic"}
     fields = {k: v for k, v in vars(event).items() if k not in hidden}
@@ -214,29 +230,31 @@ def _generic_summary(event: Any) -> str:
 # -- explanations -------------------------------------------------------------------------
 
 
-def explain_booking(app: Any, rotation_id: str, meeting_id: str) -> Explanation:
+def explain_booking(app: AuditSource, rotation_id: str, meeting_id: str) -> Explanation:
     """The booking's stored decision record and its re-derivation from the events before."""
     for explanation in _explanations(app, rotation_id, meeting_id):
         return explanation
     raise MeetingNotFound(f"no meeting {meeting_id!r} booked in rotation {rotation_id!r}")
 
 
-def explain_bookings(app: Any, rotation_id: str) -> list[Explanation]:
+def explain_bookings(app: AuditSource, rotation_id: str) -> list[Explanation]:
     """Every booking of the rotation explained, in one pass over its events."""
     return list(_explanations(app, rotation_id, None))
 
 
-def _explanations(app: Any, rotation_id: str, meeting_id: str | None) -> Iterator[Explanation]:
-    """Fold the rotation's events; before each (matching) booking, rank the members."""
-    events, positions = _events_and_positions(app, rotation_id)
+def _explanations(
+    app: AuditSource, rotation_id: str, meeting_id: str | None
+) -> Iterator[Explanation]:
+    """Fold the rotation's events; at each (matching) booking, rank the members before it."""
     directory = DirectoryHistory(app)
-    rotation: Rotation | None = None
-    for event, position in zip(events, positions, strict=True):
-        wanted = meeting_id is None or getattr(event, "meeting_id", None) == meeting_id
-        if rotation is not None and isinstance(event, Rotation.MeetingBooked) and wanted:
-            ineligible = directory.ineligible_before(list(rotation.members), position)
-            yield _explain(rotation_id, rotation, ineligible, event, position)
-        rotation = event.mutate(rotation)
+    before: Rotation | None = None
+    for step in _rotation_history(app, rotation_id):
+        booking = step.booking
+        if before is not None and booking is not None and meeting_id in (None, booking.meeting_id):
+            position = step.position or 0
+            ineligible = directory.ineligible_before(list(before.members), position)
+            yield _explain(rotation_id, before, ineligible, booking, position)
+        before = step.state
 
 
 class DirectoryHistory:
@@ -247,40 +265,27 @@ class DirectoryHistory:
     timestamps can. Each user's events are read once and folded per question.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: AuditSource) -> None:
         self.app = app
-        self.required = bool(getattr(app, "directory_required", False))
-        self._events: dict[str, list[tuple[int, Any]]] = {}
+        self.required = app.directory_required
+        self._events: dict[str, list[tuple[int, Aggregate.Event]]] = {}
 
     def ineligible_before(self, user_ids: list[str], position: int) -> dict[str, str]:
         if not self.required:
             return {}
         why: dict[str, str] = {}
         for user_id in user_ids:
-            user: DirectoryUser | None = None
-            for at, event in self._history(user_id):
-                if at >= position:
-                    break
-                user = event.mutate(user)
-            reason = "unknown_user" if user is None else user.ineligibility()
+            earlier = takewhile(lambda entry: entry[0] < position, self._history(user_id))
+            user: DirectoryUser | None = fold(event for _, event in earlier)
+            reason = ineligibility(user)
             if reason is not None:
                 why[user_id] = reason
         return why
 
-    def _history(self, user_id: str) -> list[tuple[int, Any]]:
+    def _history(self, user_id: str) -> list[tuple[int, Aggregate.Event]]:
         if user_id not in self._events:
-            events = list(self.app.events.get(user_uuid(user_id)))
-            found = (
-                positions_of(
-                    self.app.recorder,
-                    user_uuid(user_id),
-                    events[0].originator_version,
-                    events[-1].originator_version,
-                )
-                if events
-                else []
-            )
-            self._events[user_id] = list(zip(found, events, strict=True))
+            events, positions = history(self.app, user_uuid(user_id))
+            self._events[user_id] = list(zip(positions, events, strict=True))
         return self._events[user_id]
 
 

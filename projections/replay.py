@@ -23,10 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
 
 from events.rotation import Rotation
+from projections.ports import ViewSource
 from projections.rotation_view import RotationProjector, open_view
 from projections.view_store import ViewRow
 
@@ -85,7 +88,7 @@ def new_table_name(prefix: str = f"{LIVE_TABLE}_rebuilt") -> str:
 
 
 def rebuild(
-    app: Any,
+    app: ViewSource,
     table_name: str | None = None,
     progress: Progress | None = None,
     batch_size: int = 1_000,
@@ -123,7 +126,7 @@ def rebuild(
 # -- compare ------------------------------------------------------------------------------
 
 
-def compare(app: Any, rebuilt_table: str, live_table: str = LIVE_TABLE) -> Comparison:
+def compare(app: ViewSource, rebuilt_table: str, live_table: str = LIVE_TABLE) -> Comparison:
     """Decode both tables' rows and compare each rotation's standings, name and deletion."""
     live, rebuilt = read_rows(app, live_table), read_rows(app, rebuilt_table)
     differences: list[Difference] = []
@@ -141,7 +144,7 @@ def compare(app: Any, rebuilt_table: str, live_table: str = LIVE_TABLE) -> Compa
 
 
 def _row_differences(
-    app: Any, key: str, live_row: ViewRow | None, rebuilt_row: ViewRow | None
+    app: ViewSource, key: str, live_row: ViewRow | None, rebuilt_row: ViewRow | None
 ) -> list[Difference]:
     live = decode_row(app, live_row) if live_row else None
     rebuilt = decode_row(app, rebuilt_row) if rebuilt_row else None
@@ -164,7 +167,7 @@ def _row_differences(
     return found
 
 
-def decode_row(app: Any, row: ViewRow) -> Rotation:
+def decode_row(app: ViewSource, row: ViewRow) -> Rotation:
     """A view row holds a snapshot of the folded aggregate: reconstruct it."""
     stored = StoredEvent(
         originator_id=UUID(row.rotation_key),
@@ -172,12 +175,15 @@ def decode_row(app: Any, row: ViewRow) -> Rotation:
         topic=row.topic,
         state=row.state,
     )
-    rotation: Any = app.mapper.to_domain_event(stored).mutate(None)
+    snapshot = app.mapper.to_domain_event(stored)
+    if not isinstance(snapshot, Snapshot):
+        raise TypeError(f"view row {row.rotation_key} holds no snapshot: {row.topic}")
+    rotation = snapshot.mutate(None)
     assert isinstance(rotation, Rotation)
     return rotation
 
 
-def read_rows(app: Any, table: str) -> dict[str, ViewRow]:
+def read_rows(app: ViewSource, table: str) -> dict[str, ViewRow]:
     """Every row of a view table by rotation key; empty when the table does not exist."""
     table = _checked(table)
     if not table_exists(app, table):
@@ -199,7 +205,7 @@ def read_rows(app: Any, table: str) -> dict[str, ViewRow]:
     return rows
 
 
-def tracked_position(app: Any, table: str) -> int:
+def tracked_position(app: ViewSource, table: str) -> int:
     """The last notification applied to a view table (its tracking name is its name)."""
     table = _checked(table)
     if not table_exists(app, table):
@@ -227,7 +233,7 @@ def tracked_position(app: Any, table: str) -> int:
 # -- swap and drop ------------------------------------------------------------------------
 
 
-def swap(app: Any, rebuilt_table: str, live_table: str = LIVE_TABLE) -> str | None:
+def swap(app: ViewSource, rebuilt_table: str, live_table: str = LIVE_TABLE) -> str | None:
     """Make the rebuilt table the live one in one transaction; returns the backup's name.
 
     Tables and tracking records move together (see the module docstring). Returns None
@@ -249,7 +255,7 @@ def swap(app: Any, rebuilt_table: str, live_table: str = LIVE_TABLE) -> str | No
     return backup if had_live else None
 
 
-def _sqlite_move(app: Any, cursor: Any, old: str, new: str) -> None:
+def _sqlite_move(app: ViewSource, cursor: Any, old: str, new: str) -> None:
     cursor.execute(f"ALTER TABLE {old} RENAME TO {new}")
     cursor.execute(
         f"UPDATE {SQLITE_TRACKING_TABLE} SET application_name = ? WHERE application_name = ?",
@@ -257,9 +263,9 @@ def _sqlite_move(app: Any, cursor: Any, old: str, new: str) -> None:
     )
 
 
-def _pg_move(app: Any, cursor: Any, old: str, new: str) -> None:
+def _pg_move(app: ViewSource, cursor: Any, old: str, new: str) -> None:
     """Rename the view table and its tracking table, their indexes, and the tracking name."""
-    schema = app.recorder.datastore.schema
+    schema = _pg_datastore(app).schema
     for old_table, new_table in ((old, new), (f"{old}_tracking", f"{new}_tracking")):
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
@@ -282,7 +288,7 @@ def _pg_move(app: Any, cursor: Any, old: str, new: str) -> None:
     )
 
 
-def drop_view(app: Any, table: str) -> None:
+def drop_view(app: ViewSource, table: str) -> None:
     """Drop a view table and its tracking record (never the live one)."""
     table = _checked(table)
     if table == LIVE_TABLE:
@@ -298,12 +304,12 @@ def drop_view(app: Any, table: str) -> None:
             )
 
 
-def table_exists(app: Any, table: str) -> bool:
+def table_exists(app: ViewSource, table: str) -> bool:
     with _cursor(app, commit=False) as (cursor, pg):
         if pg:
             cursor.execute(
                 "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
-                (app.recorder.datastore.schema, table),
+                (_pg_datastore(app).schema, table),
             )
         else:
             cursor.execute(
@@ -315,15 +321,29 @@ def table_exists(app: Any, table: str) -> bool:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _is_postgres(app: Any) -> bool:
-    return isinstance(app.recorder, PostgresRecorder)
+def _datastore(app: ViewSource) -> PostgresDatastore | SQLiteDatastore:
+    """The database the application's events (and so its view tables) are in."""
+    recorder = app.recorder
+    if isinstance(recorder, PostgresRecorder):
+        return recorder.datastore
+    if isinstance(recorder, SQLiteRecorder):
+        return recorder.datastore
+    raise TypeError(f"view tables need PostgreSQL or SQLite, not {type(recorder).__name__}")
+
+
+def _pg_datastore(app: ViewSource) -> PostgresDatastore:
+    datastore = _datastore(app)
+    if not isinstance(datastore, PostgresDatastore):
+        raise TypeError("a PostgreSQL statement on a SQLite store")
+    return datastore
 
 
 @contextmanager
-def _cursor(app: Any, commit: bool) -> Iterator[tuple[Any, bool]]:
+def _cursor(app: ViewSource, commit: bool) -> Iterator[tuple[Any, bool]]:
     """A cursor in one transaction of the application's own database."""
-    with app.recorder.datastore.transaction(commit=commit) as cursor:
-        yield cursor, _is_postgres(app)
+    datastore = _datastore(app)
+    with datastore.transaction(commit=commit) as cursor:
+        yield cursor, isinstance(datastore, PostgresDatastore)
 
 
 def _checked(table: str) -> str:
@@ -339,9 +359,9 @@ def _ident(name: str) -> Any:
     return Identifier(name)
 
 
-def _pg_sql(template: str, app: Any, name: str) -> Any:
+def _pg_sql(template: str, app: ViewSource, name: str) -> Any:
     """Format one schema-qualified identifier into `template`'s `{}`."""
     from psycopg.sql import SQL, Identifier
 
-    qualified = SQL("{}.{}").format(Identifier(app.recorder.datastore.schema), Identifier(name))
+    qualified = SQL("{}.{}").format(Identifier(_pg_datastore(app).schema), Identifier(name))
     return SQL(template).format(qualified)

@@ -1,22 +1,26 @@
 """The audit report of one rotation: a self-contained HTML page from its events alone.
 
-The rotation's events are folded with the aggregate's own mutators (as point-in-time answers
-are), and after every event the report keeps what a reviewer asks about: each member's
-meetings since the last reset and in all, availability, resets and overrides. The page has an
-inline SVG chart (no network, no external script), a fairness summary and the audit table.
+The rotation's events are folded by `events.fold` (the aggregate's own mutators, as every
+reader folds them), and after every event the report keeps what a reviewer asks about: each
+member's meetings since the last reset and in all, availability, resets and overrides. The
+page has an inline SVG chart (no network, no external script), a fairness summary and the
+audit table.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.errors import UnknownRotation
+from events.fold import Step as Folded
+from events.fold import fold_steps
 from events.rotation import Rotation, rotation_uuid
-from projections.positions import positions_of
+from projections.ports import EventSource, history
 
 PALETTE = (
     "#4e79a7",
@@ -121,56 +125,47 @@ class RotationReport:
 # -- folding the events --------------------------------------------------------------------------
 
 
-def build_report(app: Any, rotation_id: str, now: datetime | None = None) -> RotationReport:
+def build_report(app: EventSource, rotation_id: str, now: datetime | None = None) -> RotationReport:
     """Read the rotation's events from the store and fold them into a report."""
-    originator = rotation_uuid(rotation_id)
-    events = list(app.events.get(originator))
+    events, positions = history(app, rotation_uuid(rotation_id))
     if not events:
         raise UnknownRotation(f"no rotation {rotation_id!r} in the store")
-    positions = positions_of(app.recorder, originator, 1, events[-1].originator_version)
-    by_version = dict(zip(range(1, len(positions) + 1), positions, strict=True))
-    return fold(events, by_version, rotation_id, now or datetime.now(UTC))
+    return report_of(fold_steps(events, positions), rotation_id, now or datetime.now(UTC))
 
 
-def fold(
-    events: list[Any], positions: dict[int, int], rotation_id: str, now: datetime
-) -> RotationReport:
-    rotation: Rotation | None = None
+def report_of(folded: Iterable[Folded], rotation_id: str, now: datetime) -> RotationReport:
+    """The report of a rotation's fold (`events.fold.fold_steps`): it keeps, never decides."""
     steps: list[Step] = []
     totals: dict[str, int] = {}
     everyone: dict[str, None] = {}
-    for event in events:
-        before_members = set(rotation.members) if rotation is not None else set()
-        before_reset = rotation.last_reset_at if rotation is not None else None
-        rotation = event.mutate(rotation)
-        assert rotation is not None
+    rotation: Rotation | None = None
+    for fold_step in folded:
+        rotation = fold_step.state
         members = rotation.members
-        joined = tuple(m for m in members if m not in before_members)
-        left = tuple(sorted(before_members - set(members)))
-        everyone.update(dict.fromkeys(joined))
-        kind = type(event).__name__
-        host = getattr(event, "host_id", None) if kind == "MeetingBooked" else None
-        if host is not None:
-            totals[host] = totals.get(host, 0) + 1
+        everyone.update(dict.fromkeys(fold_step.joined))
+        booking = fold_step.booking
+        if booking is not None:
+            totals[booking.host_id] = totals.get(booking.host_id, 0) + 1
         steps.append(
             Step(
-                position=positions.get(event.originator_version, 0),
-                version=event.originator_version,
-                at=event.timestamp,
-                type=kind,
-                summary=describe(kind, event, joined, left),
+                position=fold_step.position or 0,
+                version=fold_step.event.originator_version,
+                at=fold_step.event.timestamp,
+                type=type(fold_step.event).__name__,
+                summary=describe(fold_step),
                 counts={m: r["meetings"] for m, r in members.items()},
                 totals={m: totals.get(m, 0) for m in everyone},
                 available={m: r["available"] for m, r in members.items()},
-                reset=rotation.last_reset_at != before_reset and rotation.last_reset_at is not None,
-                joined=joined,
-                left=left,
-                host=host,
-                suggested=getattr(event, "suggested_host_id", None) if host else None,
-                override=bool(getattr(event, "override", False)) if host else False,
+                reset=fold_step.reset,
+                joined=fold_step.joined,
+                left=_left(fold_step),
+                host=booking.host_id if booking else None,
+                suggested=booking.suggested_host_id if booking else None,
+                override=booking.override if booking else False,
             )
         )
-    assert rotation is not None
+    if rotation is None:
+        raise ValueError(f"no events to report for rotation {rotation_id!r}")
     return RotationReport(
         rotation_id=rotation_id,
         name=rotation.name,
@@ -184,31 +179,65 @@ def fold(
     )
 
 
-def describe(kind: str, event: Any, joined: tuple[str, ...], left: tuple[str, ...]) -> str:
+def _left(fold_step: Folded) -> tuple[str, ...]:
+    """The report lists who left by name (the fold gives them in join order)."""
+    return tuple(sorted(fold_step.left))
+
+
+def describe(fold_step: Folded) -> str:
     """One line for the audit table."""
-    if kind == "Created":
-        who = ", ".join(event.members) if event.members else "no members"
-        return f"created “{event.name}” with {who}"
-    if kind == "Renamed":
-        return f"renamed to “{event.name}”"
-    if kind == "MemberAdded":
-        return f"{event.user_id} joined: every count reset to 0"
-    if kind == "MemberRemoved":
-        return f"{event.user_id} left"
-    if kind == "AvailabilityToggled":
-        state = "available again" if event.available else "unavailable"
-        return f"{event.user_id} {state}"
-    if kind == "MeetingBooked":
-        record = event.record or {}
-        what = f"meeting {event.meeting_id} ({record.get('type', '?')} {record.get('id', '?')})"
-        if event.override:
-            suggested = event.suggested_host_id or "nobody"
-            return f"{what} hosted by {event.host_id}: override, {suggested} was suggested"
-        return f"{what} assigned to {event.host_id} ({event.reason})"
-    if kind == "Deleted":
-        return "rotation deleted"
-    details = [f"+{m}" for m in joined] + [f"-{m}" for m in left]
-    return f"{kind} {' '.join(details)}".strip()
+    render = _DESCRIBERS.get(type(fold_step.event))
+    if render is not None:
+        return render(fold_step.event)
+    details = [f"+{m}" for m in fold_step.joined] + [f"-{m}" for m in _left(fold_step)]
+    return f"{type(fold_step.event).__name__} {' '.join(details)}".strip()
+
+
+def _created(event: Rotation.Created) -> str:
+    who = ", ".join(event.members) if event.members else "no members"
+    return f"created “{event.name}” with {who}"
+
+
+def _availability(event: Rotation.AvailabilityToggled) -> str:
+    state = "available again" if event.available else "unavailable"
+    return f"{event.user_id} {state}"
+
+
+def _booked(event: Rotation.MeetingBooked) -> str:
+    record = event.record or {}
+    what = f"meeting {event.meeting_id} ({record.get('type', '?')} {record.get('id', '?')})"
+    if event.override:
+        suggested = event.suggested_host_id or "nobody"
+        return f"{what} hosted by {event.host_id}: override, {suggested} was suggested"
+    return f"{what} assigned to {event.host_id} ({event.reason})"
+
+
+def _renamed(event: Rotation.Renamed) -> str:
+    return f"renamed to “{event.name}”"
+
+
+def _member_added(event: Rotation.MemberAdded) -> str:
+    return f"{event.user_id} joined: every count reset to 0"
+
+
+def _member_removed(event: Rotation.MemberRemoved) -> str:
+    return f"{event.user_id} left"
+
+
+def _deleted(_: Rotation.Deleted) -> str:
+    return "rotation deleted"
+
+
+# Text per event kind; the rest (teams, kinds added later) are worded from the fold's change.
+_DESCRIBERS: dict[type[Any], Callable[[Any], str]] = {
+    Rotation.Created: _created,
+    Rotation.Renamed: _renamed,
+    Rotation.MemberAdded: _member_added,
+    Rotation.MemberRemoved: _member_removed,
+    Rotation.AvailabilityToggled: _availability,
+    Rotation.MeetingBooked: _booked,
+    Rotation.Deleted: _deleted,
+}
 
 
 # -- the page ------------------------------------------------------------------------------------
