@@ -28,7 +28,6 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.utils import get_topic
 
-from events.directory import DirectoryUser
 from events.errors import RotationDeleted, UnknownRotation
 from events.ranking import Suggestion
 from events.rotation import Rotation, rotation_uuid
@@ -40,7 +39,6 @@ from projections.view_store import (
 )
 
 ROTATION_TOPIC_PREFIX = get_topic(Rotation).rsplit(":", 1)[0] + ":Rotation."
-USER_TOPIC_PREFIX = get_topic(DirectoryUser) + "."
 
 
 def key_of(rotation_id: str) -> str:
@@ -83,10 +81,6 @@ class RotationProjector:
         batch_size: int = 1_000,
     ) -> None:
         self.recorder = app.recorder
-        # Told which aggregates changed in the store, so the application's caches stay fresh.
-        self.notice_changes: Callable[[set[UUID | str] | None], None] = getattr(
-            app, "notice_changes", lambda _changed: None
-        )
         self.mapper: Mapper[Any] = app.mapper
         self.view = view
         self.tracking_name = tracking_name
@@ -120,7 +114,6 @@ class RotationProjector:
                 if start != self._known_position:
                     # Another instance moved the shared view on: our folded copies are old.
                     self._cache.clear()
-                    self.notice_changes(None)
                     self._known_position = start
                 batch = self.recorder.select_notifications(start=start + 1, limit=self.batch_size)
                 if not batch:
@@ -140,9 +133,6 @@ class RotationProjector:
 
     def _apply_batch(self, notifications: Sequence[Notification]) -> None:
         touched: dict[str, tuple[Rotation, int]] = {}
-        # Read from the log: written by another writer (or not applied on saving), so the
-        # application's cached copies of these aggregates may be stale.
-        self.notice_changes({n.originator_id for n in notifications})
         try:
             mine = [n for n in notifications if n.topic.startswith(ROTATION_TOPIC_PREFIX)]
             absent = self._prefetch({str(n.originator_id) for n in mine})
@@ -167,9 +157,8 @@ class RotationProjector:
             self._remember(rotation_id, entry)
 
     def follow_saves_of(self, app: Any) -> None:
-        """Apply what `app` stores as it stores it (its writes wait for this view's readers)."""
+        """Apply what `app` stores as it stores it, from memory."""
         app.saved_listeners.append(self.follow_saved)
-        app.save_lock = self.lock
 
     def follow_saved(
         self, recordings: Sequence[Recording[Any]], aggregates: Mapping[UUID, Any]
@@ -187,16 +176,11 @@ class RotationProjector:
             if ids[0] != self._known_position + 1 or ids[-1] - ids[0] + 1 != len(ids):
                 return False
             positions: dict[UUID, int] = {}
-            users: set[UUID | str] = set()
             for recording in recordings:
                 notification = recording.notification
                 if notification.topic.startswith(ROTATION_TOPIC_PREFIX):
                     key = recording.domain_event.originator_id
                     positions[key] = max(positions.get(key, 0), notification.id)
-                elif notification.topic.startswith(USER_TOPIC_PREFIX):
-                    users.add(notification.originator_id)
-            if users:
-                self.notice_changes(users)
             touched = {
                 str(key): (copy.deepcopy(aggregates[key]), position)
                 for key, position in positions.items()
@@ -207,7 +191,6 @@ class RotationProjector:
             except IntegrityError:
                 # Another instance applied these already (they share the view): start over.
                 self._cache.clear()
-                self.notice_changes(None)
                 return False
             self._known_position = ids[-1]
             for key, entry in touched.items():

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -33,6 +31,7 @@ from eventsourcing.utils import get_topic
 from events.directory import (
     DirectoryUser,
     Team,
+    ineligibility,
     team_links_uuid,
     team_uuid,
     user_uuid,
@@ -49,6 +48,7 @@ from service.directory_cache import DirectoryCache
 from service.handlers import handle
 from service.ledger import Claim, Ledger, Receipt, ledger_recorder_class
 from service.postgres_binary import send_events_in_binary
+from service.store_changes import StoreChanges
 from service.transcoder import OrjsonTranscoder
 from service.unit_of_work import RetryAlone, UnitOfWork
 
@@ -68,8 +68,8 @@ class RotationsApplication(Application[UUID]):
     name = "Rotations"
     env: ClassVar[dict[str, str]] = {
         "AGGREGATE_CACHE_MAXSIZE": "10000",
-        # The cache is kept fresh by the notification log instead (`notice_changes`): a
-        # read per rotation per batch to fast-forward was a database round trip each.
+        # Kept fresh from the notification log instead (`service.store_changes`): a read
+        # per rotation per batch to fast-forward was a database round trip each.
         "AGGREGATE_CACHE_FASTFORWARD": "n",
         "COMPRESSOR_TOPIC": "",
     }
@@ -88,16 +88,14 @@ class RotationsApplication(Application[UUID]):
         self.conflict_retries = conflict_retries
         # "required": the directory decides eligibility and permissions; "open": all allowed.
         self.directory_required = directory == "required"
-        # Kept fresh by whoever follows the notification log (the read model's projector).
         self.directory_cache = DirectoryCache(self._load_user)
         # Reads straight from the store (no cache), for everything but the command thread.
         self.store_reader = Repository[UUID](self.events, snapshot_store=self.snapshots)
+        # What others stored drops this application's cached copies (it owns both caches).
+        self.changes = StoreChanges(self.recorder, self._forget)
         # Told of every transaction this application stored, with the aggregates that made
         # it (the read model applies them without reading the events back).
         self.saved_listeners: list[SavedListener] = []
-        # Held while a transaction is written and its listeners told: a listener that also
-        # reads the log shares it, so it never reads a transaction before being told of it.
-        self.save_lock: AbstractContextManager[Any] = threading.RLock()
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
@@ -147,25 +145,24 @@ class RotationsApplication(Application[UUID]):
             return None
         return user  # type: ignore[no-any-return]
 
-    def notice_changes(self, originator_ids: set[UUID | str] | None) -> None:
-        """Told by a follower of the notification log what changed (None: maybe anything)."""
+    def refresh_caches(self) -> None:
+        """Drop cached copies of what other writers stored since (one query if nothing)."""
+        self.changes.follow()
+
+    def _forget(self, originator_ids: Iterable[UUID] | None) -> None:
+        """Drop cached aggregates and users that changed in the store (None: everything)."""
+        cache = self.repository.cache
         if originator_ids is None:
             self.directory_cache.clear()
-            if isinstance(self.repository.cache, LRUCache):
-                self.repository.cache.clear()
-        else:
-            self.directory_cache.invalidate(originator_ids)
-            self._forget(originator_ids)
-
-    def _forget(self, originator_ids: Iterable[UUID | str]) -> None:
-        """Drop cached aggregates that changed in the store or whose save failed."""
-        cache = self.repository.cache
-        if cache is None:
+            if isinstance(cache, LRUCache):
+                cache.clear()
             return
-        for originator_id in originator_ids:
-            key = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
-            with contextlib.suppress(KeyError):
-                cache.get(key, evict=True)
+        keys = list(originator_ids)
+        self.directory_cache.invalidate(keys)
+        if cache is not None:
+            for key in keys:
+                with contextlib.suppress(KeyError):
+                    cache.get(key, evict=True)
 
     def ineligible_users(self, user_ids: Sequence[str]) -> dict[str, str]:
         """Why each of these users cannot host now (absent when they can)."""
@@ -173,8 +170,7 @@ class RotationsApplication(Application[UUID]):
             return {}
         found: dict[str, str] = {}
         for user_id in user_ids:
-            user = self.find_user(user_id)
-            why = "unknown_user" if user is None else user.ineligibility()
+            why = ineligibility(self.find_user(user_id))
             if why is not None:
                 found[user_id] = why
         return found
@@ -219,6 +215,7 @@ class RotationsApplication(Application[UUID]):
 
     def execute(self, command: c.CommandBase, tracking: Tracking | None = None) -> c.CommandReply:
         """Handle one command exactly once; a known command id gets its original reply."""
+        self.changes.follow()
         for _attempt in range(self.conflict_retries + 1):
             previous = self.find_receipt(command.command_id)
             if previous is not None:
@@ -245,6 +242,7 @@ class RotationsApplication(Application[UUID]):
         races surface as an integrity error on save, and then each command runs on its own.
         """
         if len(items) > 1:
+            self.changes.follow()
             try:
                 return self._decide_and_save(items, check_store=False)
             except (IntegrityError, RetryAlone):
@@ -269,7 +267,7 @@ class RotationsApplication(Application[UUID]):
             )
         except IntegrityError:
             # A lost race: what this batch read may be stale, so read it afresh next time.
-            self._forget(work.aggregates)
+            self._forget(list(work.aggregates))
             raise
         positions = {
             (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
@@ -440,12 +438,12 @@ class RotationsApplication(Application[UUID]):
         for obj in objs:
             processing.events.extend(obj.collect_events())
             processing.aggregates[obj.id] = obj
-        with self.save_lock:
-            recordings = self._record(processing)
-            self._snapshot_saved(processing)
-            self._notify(recordings)
-            for listener in self.saved_listeners:
-                listener(recordings, processing.aggregates)
+        recordings = self._record(processing)
+        self.changes.saved([r.notification.id for r in recordings])
+        self._snapshot_saved(processing)
+        self._notify(recordings)
+        for listener in self.saved_listeners:
+            listener(recordings, processing.aggregates)
         return recordings
 
     def _snapshot_saved(self, processing: ProcessingEvent[UUID]) -> None:

@@ -321,12 +321,7 @@ class RotationsKafkaApp:
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
         """Store the commands' effects (once); the read model follows the saves as they
-        are stored (`follow_saves_of`), and every suggestion catches up first anyway.
-
-        Catching up before deciding drops what the application cached of aggregates that
-        other writers (instances, the directory consumer) changed since.
-        """
-        self.projector.catch_up()
+        are stored (`follow_saves_of`), and every suggestion catches up first anyway."""
         replies = self.app.execute_batch(items)
         for observer in self.observers:
             observer.commands_handled(items, replies)
@@ -380,10 +375,10 @@ class RotationsKafkaApp:
         else:
             await self._reply(record, dump(reply))
 
-    def _record_directory(self, fact: Any, tracking: Tracking) -> c.CommandReply:
-        reply = self.app.record_directory(fact, tracking)
-        self.projector.catch_up()
-        return reply
+    def _record_directory(
+        self, fact: c.UserUpdated | c.UserDeactivated | c.TeamUpdated, tracking: Tracking
+    ) -> c.CommandReply:
+        return self.app.record_directory(fact, tracking)
 
     # -- suggestions ---------------------------------------------------------------------
 
@@ -425,6 +420,7 @@ class RotationsKafkaApp:
                 # another instance stored: one indexed read when nothing is new, shared by
                 # the requests that arrived before it started.
                 self.projector.refresh(requested_at)
+                self.app.refresh_caches()  # directory users another instance recorded
                 answer = self.projector.suggest(
                     request.rotation_id, request.exclude, self.app.ineligible_users
                 )
