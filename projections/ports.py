@@ -8,11 +8,12 @@ recorder is a `ProcessRecorder`, an `ApplicationRecorder` too).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper
+from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper, Recording
 
 from events.fold import aggregate_events
 from projections.positions import positions_of
@@ -46,6 +47,23 @@ class ViewSource(Protocol):
 
     @property
     def mapper(self) -> Mapper[UUID]: ...
+
+
+SavedListener = Callable[[Sequence[Recording[UUID]], Mapping[UUID, object]], object]
+"""Told of a transaction just stored: its recordings and the aggregates that made them."""
+
+
+@runtime_checkable
+class SavedTransactions(Protocol):
+    """A writer that tells followers what it stored, so they need not read it back."""
+
+    def on_saved(self, listener: SavedListener) -> None: ...
+
+
+@runtime_checkable
+class FollowedStore(EventSource, ViewSource, SavedTransactions, Protocol):
+    """A store whose log is followed, and whose writer says what it saved (the read model,
+    the events publisher)."""
 
 
 @runtime_checkable

@@ -26,11 +26,14 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from eventsourcing.postgres import PostgresRecorder
+from eventsourcing.sqlite import SQLiteRecorder
 from eventsourcing.utils import get_topic
 
 from events.errors import RotationDeleted, UnknownRotation
+from events.fold import aggregate_events, fold
 from events.ranking import Suggestion
 from events.rotation import Rotation, rotation_uuid
+from projections.ports import SavedTransactions, ViewSource
 from projections.view_store import (
     PostgresRotationView,
     RotationViewStore,
@@ -55,16 +58,20 @@ class ViewAnswer:
     rotation: Rotation
 
 
-def open_view(app: Any, table_name: str = "rotation_view") -> RotationViewStore:
+def open_view(app: ViewSource, table_name: str = "rotation_view") -> RotationViewStore:
     """Open (and create if needed) a view table in the application's own database."""
-    datastore = app.recorder.datastore
+    recorder = app.recorder
     view: SQLiteRotationView | PostgresRotationView
-    if isinstance(app.recorder, PostgresRecorder):
+    if isinstance(recorder, PostgresRecorder):
         view = PostgresRotationView(
-            datastore, table_name=table_name, tracking_table_name=f"{table_name}_tracking"
+            recorder.datastore,
+            table_name=table_name,
+            tracking_table_name=f"{table_name}_tracking",
         )
+    elif isinstance(recorder, SQLiteRecorder):
+        view = SQLiteRotationView(recorder.datastore, table_name=table_name)
     else:
-        view = SQLiteRotationView(datastore, table_name=table_name)
+        raise TypeError(f"no view table for a {type(recorder).__name__}")
     view.create_table()
     return view
 
@@ -74,14 +81,14 @@ class RotationProjector:
 
     def __init__(
         self,
-        app: Any,
+        app: ViewSource,
         view: RotationViewStore,
         tracking_name: str = "rotation_view",
         cache_size: int = 20_000,
         batch_size: int = 1_000,
     ) -> None:
         self.recorder = app.recorder
-        self.mapper: Mapper[Any] = app.mapper
+        self.mapper: Mapper[UUID] = app.mapper
         self.view = view
         self.tracking_name = tracking_name
         self.batch_size = batch_size
@@ -137,7 +144,7 @@ class RotationProjector:
             mine = [n for n in notifications if n.topic.startswith(ROTATION_TOPIC_PREFIX)]
             absent = self._prefetch({str(n.originator_id) for n in mine})
             for notification in mine:
-                event: Any = self.mapper.to_domain_event(notification)
+                (event,) = aggregate_events([self.mapper.to_domain_event(notification)])
                 key = str(event.originator_id)
                 current = touched.get(key) or (None if key in absent else self._load(key))
                 if current is not None and notification.id <= current[1]:
@@ -145,7 +152,8 @@ class RotationProjector:
                     # this catch-up read its position. Its tracking record is at least as
                     # far, so this batch's save fails and the catch-up reads on from there.
                     continue
-                rotation = event.mutate(current[0] if current else None)
+                rotation = fold([event], current[0] if current else None)
+                assert isinstance(rotation, Rotation)
                 touched[key] = (rotation, notification.id)
             rows = [self._to_row(rid, rot, pos) for rid, (rot, pos) in touched.items()]
             self.view.put_rows(rows, Tracking(self.tracking_name, notifications[-1].id))
@@ -156,12 +164,12 @@ class RotationProjector:
         for rotation_id, entry in touched.items():
             self._remember(rotation_id, entry)
 
-    def follow_saves_of(self, app: Any) -> None:
+    def follow_saves_of(self, app: SavedTransactions) -> None:
         """Apply what `app` stores as it stores it, from memory."""
-        app.saved_listeners.append(self.follow_saved)
+        app.on_saved(self.follow_saved)
 
     def follow_saved(
-        self, recordings: Sequence[Recording[Any]], aggregates: Mapping[UUID, Any]
+        self, recordings: Sequence[Recording[UUID]], aggregates: Mapping[UUID, object]
     ) -> bool:
         """Apply a transaction just stored, from the aggregates that made it: no read back.
 
@@ -182,7 +190,7 @@ class RotationProjector:
                     key = recording.domain_event.originator_id
                     positions[key] = max(positions.get(key, 0), notification.id)
             touched = {
-                str(key): (copy.deepcopy(aggregates[key]), position)
+                str(key): (_rotation_copy(aggregates[key]), position)
                 for key, position in positions.items()
             }
             rows = [self._to_row(key, rotation, pos) for key, (rotation, pos) in touched.items()]
@@ -193,8 +201,8 @@ class RotationProjector:
                 self._cache.clear()
                 return False
             self._known_position = ids[-1]
-            for key, entry in touched.items():
-                self._remember(key, entry)
+            for rotation_key, entry in touched.items():
+                self._remember(rotation_key, entry)
             return True
 
     def _prefetch(self, keys: set[str]) -> set[str]:
@@ -270,3 +278,9 @@ class RotationProjector:
         with self.lock:
             entry = self._load(key_of(rotation_id))
             return None if entry is None else entry[0]
+
+
+def _rotation_copy(aggregate: object) -> Rotation:
+    """A copy of a rotation just saved: the writer may go on to change the original."""
+    assert isinstance(aggregate, Rotation)
+    return copy.deepcopy(aggregate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -22,7 +22,6 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     ProcessRecorder,
-    Recording,
     Tracking,
     Transcoder,
 )
@@ -42,6 +41,7 @@ from events.errors import (
     UnknownRotation,
 )
 from events.rotation import Rotation, rotation_uuid
+from projections.ports import SavedListener
 from projections.positions import positions_of
 from service import contracts as c
 from service.directory_cache import DirectoryCache
@@ -55,7 +55,6 @@ from service.unit_of_work import RetryAlone, UnitOfWork
 log = logging.getLogger("rotations.application")
 
 Clock = Callable[[], datetime]
-SavedListener = Callable[[Sequence[Recording[UUID]], Mapping[UUID, Any]], object]
 
 
 def utc_now() -> datetime:
@@ -96,6 +95,11 @@ class RotationsApplication(Application[UUID]):
         # Told of every transaction this application stored, with the aggregates that made
         # it (the read model applies them without reading the events back).
         self.saved_listeners: list[SavedListener] = []
+
+    def on_saved(self, listener: SavedListener) -> None:
+        """`listener` is told of every transaction this application stores, in order of
+        storing per thread (a follower checks positions; see `RotationProjector`)."""
+        self.saved_listeners.append(listener)
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()

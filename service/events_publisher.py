@@ -29,10 +29,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, Recording, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresRecorder
+from eventsourcing.sqlite import SQLiteRecorder
 from faststream.kafka import KafkaBroker
 from pydantic_core import to_json
 
 from events.rotation import Rotation
+from projections.ports import EventSource, FollowedStore, SavedTransactions
 from projections.rotation_view import ROTATION_TOPIC_PREFIX
 from service.record_sender import BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
@@ -51,18 +53,22 @@ def tracking_name(settings: Settings, cluster_id: str | None = None) -> str:
     return f"events-publisher:{where}{settings.events_topic}"
 
 
-def open_tracking(app: Any) -> TrackingRecorder:
+def open_tracking(app: EventSource) -> TrackingRecorder:
     """A tracking recorder in the application's own database (created if missing)."""
-    datastore = app.recorder.datastore
+    store = app.recorder
     recorder: TrackingRecorder
-    if isinstance(app.recorder, PostgresRecorder):
+    if isinstance(store, PostgresRecorder):
         from eventsourcing.postgres import PostgresTrackingRecorder
 
-        recorder = PostgresTrackingRecorder(datastore, tracking_table_name=POSTGRES_TRACKING_TABLE)
-    else:
+        recorder = PostgresTrackingRecorder(
+            store.datastore, tracking_table_name=POSTGRES_TRACKING_TABLE
+        )
+    elif isinstance(store, SQLiteRecorder):
         from eventsourcing.sqlite import SQLiteTrackingRecorder
 
-        recorder = SQLiteTrackingRecorder(datastore)
+        recorder = SQLiteTrackingRecorder(store.datastore)
+    else:
+        raise TypeError(f"no tracking table for a {type(store).__name__}")
     recorder.create_table()
     return recorder
 
@@ -94,7 +100,7 @@ class EventsPublisher:
 
     def __init__(
         self,
-        app: Any,
+        app: FollowedStore,
         broker: KafkaBroker,
         settings: Settings,
         *,
@@ -125,7 +131,7 @@ class EventsPublisher:
         self._saved_lock = threading.Lock()
         self.max_buffered = 20_000
 
-    def follow_saves_of(self, app: Any, max_buffered: int | None = None) -> None:
+    def follow_saves_of(self, app: SavedTransactions, max_buffered: int | None = None) -> None:
         """Take the application's own saves from memory instead of reading them back.
 
         When the next position to publish was saved by this application, the run of
@@ -133,10 +139,10 @@ class EventsPublisher:
         written by anyone else, or a gap, is read from the notification log as before.
         """
         self.max_buffered = max_buffered or self.max_buffered
-        app.saved_listeners.append(self._remember_saved)
+        app.on_saved(self._remember_saved)
 
     def _remember_saved(
-        self, recordings: Sequence[Recording[UUID]], aggregates: Mapping[UUID, Any]
+        self, recordings: Sequence[Recording[UUID]], aggregates: Mapping[UUID, object]
     ) -> None:
         items: dict[int, OutgoingEvent | None] = {}
         for recording in recordings:
@@ -146,7 +152,9 @@ class EventsPublisher:
                 continue
             event: Any = recording.domain_event
             rotation = aggregates.get(event.originator_id)
-            rotation_id = rotation.rotation_id if rotation is not None else self.rotation_id(event)
+            rotation_id = (
+                rotation.rotation_id if isinstance(rotation, Rotation) else self.rotation_id(event)
+            )
             items[notification.id] = OutgoingEvent(
                 notification.id,
                 rotation_id.encode(),
@@ -263,6 +271,7 @@ class EventsPublisher:
             return self._rotation_ids[key]
         else:
             (created,) = self.app.events.get(key, lte=1)
+            assert isinstance(created, Rotation.Created)
             found = created.rotation_id
         self._rotation_ids[key] = found
         while len(self._rotation_ids) > 100_000:
@@ -271,7 +280,7 @@ class EventsPublisher:
 
 
 async def publish_events(
-    app: Any,
+    app: FollowedStore,
     broker: KafkaBroker,
     settings: Settings,
     stop: asyncio.Event,
