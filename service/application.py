@@ -31,9 +31,7 @@ from events.directory import (
     DirectoryUser,
     Team,
     ineligibility,
-    team_links_uuid,
     team_uuid,
-    user_uuid,
 )
 from events.errors import (
     Conflict,
@@ -45,6 +43,7 @@ from projections.ports import SavedListener
 from projections.positions import positions_of
 from service import contracts as c
 from service.directory_cache import DirectoryCache
+from service.directory_handlers import DIRECTORY_HANDLERS
 from service.handlers import handle
 from service.ledger import Claim, Ledger, Receipt, ledger_recorder_class
 from service.postgres_binary import send_events_in_binary
@@ -350,65 +349,26 @@ class RotationsApplication(Application[UUID]):
         receipt_key: str,
         tracking: Tracking | None,
     ) -> c.CommandReply:
-        objs: list[Any] = []
-        now = self.clock()
-        if isinstance(fact, c.UserUpdated | c.UserDeactivated):
-            user = self._load_user(user_uuid(fact.user_id))
-            if isinstance(fact, c.UserUpdated):
-                details: dict[str, Any] = {
-                    "name": fact.name,
-                    "seat": fact.seat,
-                    "calendar_connected": fact.calendar_connected,
-                    "calendar_sync": fact.calendar_sync,
-                    "permissions": list(fact.permissions),
-                }
-                if user is None:
-                    user = DirectoryUser(user_id=fact.user_id, **details)
-                else:
-                    user.update(**details)
-            else:
-                if user is None:
-                    user = DirectoryUser(
-                        user_id=fact.user_id,
-                        name="",
-                        seat=False,
-                        calendar_connected=False,
-                        calendar_sync=False,
-                        permissions=[],
-                    )
-                user.deactivate()
-            objs.append(user)
-        else:
-            try:
-                team: Any = self.store_reader.get(team_uuid(fact.team_id))
-                team.update(name=fact.name, members=list(fact.members))
-            except AggregateNotFoundError:
-                team = Team(team_id=fact.team_id, name=fact.name, members=list(fact.members))
-            objs.append(team)
-            try:
-                links: Any = self.store_reader.get(team_links_uuid(fact.team_id))
-                rotation_ids = list(links.rotations)
-            except AggregateNotFoundError:
-                rotation_ids = []
-            for rotation_id in rotation_ids:
-                rotation = self.get_rotation(rotation_id)
-                if rotation.team_changed(fact.team_id, list(fact.members), at=now):
-                    objs.append(rotation)
-        pending = [(obj.id, e) for obj in objs for e in obj.pending_events]
-        types = [type(e).__name__ for _, e in pending]
+        work = UnitOfWork(self, check_store=True)
+        scope = work.begin(receipt_key, self.clock())
+        DIRECTORY_HANDLERS[type(fact)](scope, fact)
+        work.keep(scope)
+        pending = scope.pending()
         reply = c.CommandReply(
             status="accepted",
             command_id=fact.message_id,
-            events=[c.EventRef(type=t) for t in types],
+            events=[c.EventRef(type=type(e).__name__) for _, e in pending],
         )
         # Which stored events the reply names, so a repeated message gets their positions.
-        refs = [[str(obj_id), e.originator_version] for obj_id, e in pending]
+        refs = [[str(key), e.originator_version] for key, e in pending]
         outcome = orjson.dumps({**orjson.loads(_dump(reply)), "refs": refs})
-        recordings = self._save(tracking, *objs, receipts=[Receipt(receipt_key, outcome)])
-        self.directory_cache.invalidate(obj.id for obj in objs)
+        recordings = self._save(
+            tracking, *work.aggregates.values(), receipts=[Receipt(receipt_key, outcome)]
+        )
+        self.directory_cache.invalidate(work.aggregates)
         reply.events = [
             c.EventRef(type=type(r.domain_event).__name__, position=r.notification.id)
-            for r in recordings[: len(types)]
+            for r in recordings
         ]
         return reply
 

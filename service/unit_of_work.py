@@ -17,7 +17,14 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from events.directory import DirectoryUser, Team, TeamLinks, team_links_uuid
+from events.directory import (
+    DirectoryUser,
+    Team,
+    TeamLinks,
+    team_links_uuid,
+    team_uuid,
+    user_uuid,
+)
 from events.errors import DuplicateMeeting, RotationExists, UnknownRotation
 from events.rotation import Rotation, rotation_uuid
 from service.ledger import Claim, Receipt
@@ -118,12 +125,29 @@ class CommandScope:
         self.touched[key] = self.subject = rotation
         return rotation
 
+    def user(self, user_id: str) -> DirectoryUser | None:
+        found = self._get(user_uuid(user_id))
+        return found if isinstance(found, DirectoryUser) else None
+
+    def team(self, team_id: str) -> Team | None:
+        found = self._get(team_uuid(team_id))
+        return found if isinstance(found, Team) else None
+
+    def add(self, aggregate: Aggregate) -> None:
+        """A new aggregate this command creates."""
+        self.touched[aggregate.id] = aggregate
+
+    def rotations_holding(self, team_id: str) -> list[str]:
+        """The rotations a team is in (it has no links before its first)."""
+        found = self._get(team_links_uuid(team_id))
+        return list(found.rotations) if isinstance(found, TeamLinks) else []
+
     def team_links(self, team_id: str) -> TeamLinks:
         found = self._get(team_links_uuid(team_id))
         if isinstance(found, TeamLinks):
             return found
         links = TeamLinks(team_id=team_id)
-        self.touched[links.id] = links
+        self.add(links)
         return links
 
     def require_new_meeting(self, rotation_id: str, meeting_id: str) -> None:
@@ -136,6 +160,10 @@ class CommandScope:
 
     def claim_meeting(self, rotation_id: str, meeting_id: str, host_id: str) -> None:
         self.claims[(rotation_id, meeting_id)] = Claim(rotation_id, meeting_id, host_id)
+
+    def pending(self) -> list[tuple[UUID, Aggregate.Event]]:
+        """Every event this command created, with its aggregate's id (in saving order)."""
+        return [(key, e) for key, agg in self.touched.items() for e in agg.pending_events]  # type: ignore[misc]
 
     def new_events(self) -> list[Rotation.Event]:
         """The events this command added to its rotation."""
