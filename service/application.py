@@ -122,16 +122,8 @@ class RotationsApplication(Application[UUID]):
 
     def get_rotation(self, rotation_id: str) -> Rotation:
         """The rotation as stored now (read from the store, for any thread)."""
-        return self._rotation(self.store_reader, rotation_id)
-
-    def _rotation_for_command(self, rotation_id: str) -> Rotation:
-        """A copy of the cached rotation: may be stale, then the save conflicts and retries."""
-        return self._rotation(self.repository, rotation_id)
-
-    @staticmethod
-    def _rotation(repository: Repository[UUID], rotation_id: str) -> Rotation:
         try:
-            rotation: Any = repository.get(rotation_uuid(rotation_id))
+            rotation: Aggregate = self.store_reader.get(rotation_uuid(rotation_id))
         except AggregateNotFoundError:
             raise UnknownRotation(f"no rotation {rotation_id!r}") from None
         assert isinstance(rotation, Rotation)
@@ -143,10 +135,11 @@ class RotationsApplication(Application[UUID]):
 
     def _load_user(self, key: UUID) -> DirectoryUser | None:
         try:
-            user: Any = self.store_reader.get(key)
+            user: Aggregate = self.store_reader.get(key)
         except AggregateNotFoundError:
             return None
-        return user  # type: ignore[no-any-return]
+        assert isinstance(user, DirectoryUser)
+        return user
 
     def refresh_caches(self) -> None:
         """Drop cached copies of what other writers stored since (one query if nothing)."""
