@@ -1,4 +1,5 @@
-"""The eventsourcing Application: one method per command, each saved atomically."""
+"""The eventsourcing Application: the store, its caches, and the unit of work commands are
+decided and saved in (each by its handler, `service.handlers`), exactly once."""
 
 from __future__ import annotations
 
