@@ -11,6 +11,11 @@ from service.contracts import COMMAND_ADAPTER, DIRECTORY_ADAPTER, CommandReply
 RECORD = {"type": "deal", "id": "d1"}
 
 
+def head(app: RotationsApplication) -> int:
+    """The store's last global position (0 when empty)."""
+    return app.recorder.max_notification_id() or 0
+
+
 def run(app: RotationsApplication, type_: str, rotation_id: str, **fields: Any) -> CommandReply:
     """Execute one command built from wire fields, with a fresh command id."""
     message = {"command_id": uuid4().hex, "rotation_id": rotation_id, "actor": "tester", **fields}

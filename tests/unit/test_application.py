@@ -10,11 +10,12 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import Tracking
 
-from events.rotation import rotation_uuid
+from events.rotation import Rotation, rotation_uuid
 from projections.point_in_time import suggest_as_of
 from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
 from service.contracts import COMMAND_ADAPTER, CommandReply
+from tests.unit.commands import head
 
 RID = "r1"
 
@@ -221,10 +222,10 @@ def test_resumed_projector_applies_later_events(app: RotationsApplication) -> No
     _history(app)
     RotationProjector(app, open_view(app)).catch_up()
     resumed = RotationProjector(app, open_view(app))
-    before = app.recorder.max_notification_id()
+    before = head(app)
     accepted(book(app, "m4"))
 
-    assert resumed.catch_up() == app.recorder.max_notification_id() - before
+    assert resumed.catch_up() == head(app) - before
     assert resumed.suggest(RID).suggestion == app.get_rotation(RID).suggest()
 
 
@@ -233,10 +234,10 @@ def test_projector_with_evicted_cache_applies_later_events(app: RotationsApplica
     projector = RotationProjector(app, open_view(app), cache_size=1)
     projector.catch_up()
     projector.suggest("r2")  # r1 is no longer cached
-    before = app.recorder.max_notification_id()
+    before = head(app)
     accepted(book(app, "m4"))
 
-    assert projector.catch_up() == app.recorder.max_notification_id() - before
+    assert projector.catch_up() == head(app) - before
     assert projector.suggest(RID).suggestion == app.get_rotation(RID).suggest()
 
 
@@ -245,7 +246,9 @@ def test_suggest_as_of_answers_as_the_rotation_stood_then(app: RotationsApplicat
     first = accepted(book(app, "m1"))
     between = datetime.now(UTC)
     accepted(book(app, "m2"))
-    booked = [e for e in app.events.get(rotation_uuid(RID)) if type(e).__name__ == "MeetingBooked"]
+    booked = [
+        e for e in app.events.get(rotation_uuid(RID)) if isinstance(e, Rotation.MeetingBooked)
+    ]
     assert booked[0].timestamp <= between < booked[1].timestamp
 
     then = suggest_as_of(app, RID, between)

@@ -99,7 +99,7 @@ def test_a_row_another_instance_stores_mid_catch_up_is_not_folded_twice(
         mine.catch_up()  # the other instance stores m1's row now
         return read_row(key)
 
-    theirs.view.get_row = row_after_mine_stored  # type: ignore[method-assign]
+    theirs.view.get_row = row_after_mine_stored  # type: ignore[method-assign,assignment]
     theirs.catch_up()
 
     assert theirs.position == mine.position == app.recorder.max_notification_id()

@@ -16,7 +16,7 @@ from service.transcoder import OrjsonTranscoder
 
 
 def mapper(transcoder: JSONTranscoder) -> Mapper[Any]:
-    Application.register_transcodings(Application(), transcoder)  # type: ignore[arg-type]
+    Application.register_transcodings(Application(), transcoder)
     return Mapper(transcoder=transcoder)
 
 
