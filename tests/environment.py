@@ -1,10 +1,12 @@
-"""What the tests run against: which broker, which PostgreSQL; CI never skips for lack of one."""
+"""What the tests run against: which broker, which PostgreSQL, which random seed; CI never skips
+for lack of one."""
 
 from __future__ import annotations
 
 import atexit
 import functools
 import os
+import random
 import shutil
 import subprocess
 import uuid
@@ -21,6 +23,28 @@ POSTGRES_IMAGE = "postgres:16"
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+SEED_VARIABLE = "ROTATIONS_TEST_SEED"
+
+
+@functools.cache
+def session_seed() -> int:
+    """The session's one seed: $ROTATIONS_TEST_SEED, else drawn (and printed in the report header
+    and in every failure), so a run that found something can be repeated exactly."""
+    if text := os.environ.get(SEED_VARIABLE, "").strip():
+        try:
+            return int(text)
+        except ValueError:
+            raise pytest.UsageError(f"{SEED_VARIABLE} must be an integer, not {text!r}") from None
+    return random.SystemRandom().randrange(2**32)
+
+
+def seed_for(name: str) -> int:
+    """One test's own seed, derived from the session's and its name: the same whether the test
+    runs alone or in the whole suite, in any order (a str seed is hashed with SHA-512, not with
+    Python's randomized hash)."""
+    return random.Random(f"{session_seed()}:{name}").randrange(2**32)
 
 
 def unavailable(what: str) -> None:
@@ -59,13 +83,14 @@ def postgres_base_url() -> str:
 def describe_postgres_choice() -> str:
     """For the report header; starts nothing."""
     if url := os.environ.get("ROTATIONS_TEST_POSTGRES_URL"):
-        return f"ROTATIONS_TEST_POSTGRES_URL={_without_password(url)}"
+        return f"ROTATIONS_TEST_POSTGRES_URL={without_password(url)}"
     if docker_works():
         return f"testcontainers {POSTGRES_IMAGE} (Docker engine found)"
     return f"local PostgreSQL at {DEFAULT_POSTGRES_URL}"
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """For anything printed: a store URL may carry the password."""
     password = urlsplit(url).password
     return url.replace(f":{password}@", ":***@", 1) if password else url
 

@@ -42,6 +42,16 @@ def healthcheck_command(service: dict[str, Any]) -> str:
     return " ".join(test[1:])
 
 
+def listener_map(listeners: str) -> dict[str, str]:
+    """`NAME://host:port,...` as {NAME: host:port}; a malformed item fails the test by name."""
+    found: dict[str, str] = {}
+    for item in listeners.split(","):
+        match = re.fullmatch(r"(\w+)://(.*)", item)
+        assert match is not None, f"not NAME://address: {item!r}"
+        found[match[1]] = match[2]
+    return found
+
+
 def test_three_services_and_no_topic_creation_service(services: dict[str, Any]) -> None:
     # The service creates its topics at startup (service/topics.py), so none is needed.
     assert set(services) == {"kafka", "postgres", "rotations"}
@@ -52,13 +62,8 @@ def test_kafka_is_apache_kafka_in_kraft_combined_mode(services: dict[str, Any]) 
     assert kafka["image"].startswith("apache/kafka:")
     env = environment(kafka)
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    listeners = dict(
-        re.fullmatch(r"(\w+)://(.*)", item).groups() for item in env["KAFKA_LISTENERS"].split(",")
-    )
-    advertised = dict(
-        re.fullmatch(r"(\w+)://(.*)", item).groups()
-        for item in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    )
+    listeners = listener_map(env["KAFKA_LISTENERS"])
+    advertised = listener_map(env["KAFKA_ADVERTISED_LISTENERS"])
     protocols = dict(
         item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
     )
@@ -100,7 +105,10 @@ def test_service_environment_dependencies_and_readiness(services: dict[str, Any]
     # Every variable is one the service reads (a typo would be silently ignored).
     aliases = {field.alias for field in Settings.model_fields.values()}
     assert set(env) <= aliases
-    settings = Settings(**env)
+    # By alias, as the service reads them; typed Any since pydantic's mypy plugin types each
+    # keyword by its field, and pydantic parses these strings as the environment's would be.
+    by_alias: dict[str, Any] = dict(env)
+    settings = Settings(**by_alias)
     store = store_environment(settings.store)  # the form store.py parses (no connection made)
     assert (store["PERSISTENCE_MODULE"], store["POSTGRES_HOST"]) == (
         "eventsourcing.postgres",

@@ -8,14 +8,23 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import ClassVar
+
+import pytest
 
 from service.client import RotationsClient
 from service.embedded_broker import free_port
 from service.settings import Settings
+from tests.environment import without_password
+from tests.integration.log_check import LogReader, Record, records, report, unexpected
 
 
 class ServiceProcess:
     """Starts, stops, kills and restarts `rotations serve` on a fixed store and topic prefix."""
+
+    # Every one made this session, so the log check after each test reads them all; never
+    # pruned, since a stopped one can be started again (and there are only a few dozen).
+    instances: ClassVar[list[ServiceProcess]] = []
 
     def __init__(
         self, bootstrap_servers: str, store_url: str, log_dir: Path, directory: str = "open"
@@ -33,6 +42,8 @@ class ServiceProcess:
         self.log_path = log_dir / f"service-{run}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.log_reader = LogReader(self.log_path)
+        ServiceProcess.instances.append(self)
 
     @property
     def http_url(self) -> str:
@@ -71,6 +82,20 @@ class ServiceProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def describe_log(self) -> str:
+        return f"{self.log_path} (ROTATIONS_STORE={without_password(self.env['ROTATIONS_STORE'])})"
+
+    def new_log_records(self) -> list[Record]:
+        """What it logged since the last call: the log check's cursor into its log."""
+        first, lines = self.log_reader.read_new()
+        return list(records(lines, first))
+
+    def check_shutdown_log(self) -> None:
+        """A session service's last lines (its shutdown) come after every test's check: they
+        are checked here, with nothing expected."""
+        if bad := unexpected(self.new_log_records(), []):
+            pytest.fail(report({self.describe_log(): bad}, "while shutting down"), pytrace=False)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

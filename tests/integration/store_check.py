@@ -20,7 +20,7 @@ def open_store(store_url: str) -> RotationsApplication:
 def booked_meetings(app: RotationsApplication) -> Counter[tuple[str, str]]:
     """How many MeetingBooked events each (rotation, meeting) has in the store."""
     counts: Counter[tuple[str, str]] = Counter()
-    topic = get_topic(Rotation.MeetingBooked)  # type: ignore[attr-defined]
+    topic = get_topic(Rotation.MeetingBooked)
     start = 1
     while True:
         page = app.recorder.select_notifications(start=start, limit=1000, topics=[topic])

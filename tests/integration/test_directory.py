@@ -30,6 +30,7 @@ def directory_service(
     process.start()
     yield process
     process.stop()
+    process.check_shutdown_log()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,12 +230,12 @@ async def test_readiness_follows_the_service_lifecycle_in_process() -> None:
     app = HttpApp(Settings.model_construct())
 
     async def call(path: str) -> tuple[int, Any]:
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send_message(message: dict[str, Any]) -> None:
+        async def send_message(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {"type": "http", "method": "GET", "path": path, "headers": []}

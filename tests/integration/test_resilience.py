@@ -12,6 +12,7 @@ import pytest
 from events.rotation import rotation_uuid
 from service.client import RotationsClient
 from service.embedded_broker import free_port
+from tests.environment import SEED_VARIABLE, session_seed
 from tests.integration.helpers import command, send
 from tests.integration.service_process import ServiceProcess
 from tests.integration.store_check import booked_meetings, live_view_equals_rebuild, open_store
@@ -39,7 +40,11 @@ async def _send_all(
 
 
 async def test_sigkill_loses_nothing_and_doubles_nothing(
-    client: RotationsClient, service: ServiceProcess, store_url: str, uid: str
+    client: RotationsClient,
+    service: ServiceProcess,
+    store_url: str,
+    uid: str,
+    rng: random.Random,
 ) -> None:
     rotations = [f"crash-{uid}-{i}" for i in range(10)]
     for rotation in rotations:
@@ -47,7 +52,7 @@ async def test_sigkill_loses_nothing_and_doubles_nothing(
     commands = [
         command(
             "BookMeeting",
-            random.choice(rotations),
+            rng.choice(rotations),
             meeting_id=f"m{i}",
             record={"type": "deal", "id": str(i)},
         )
@@ -58,7 +63,7 @@ async def test_sigkill_loses_nothing_and_doubles_nothing(
     async def killer() -> None:
         nonlocal kills
         for _ in range(3):
-            await asyncio.sleep(random.uniform(0.2, 1.5))
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
             service.kill()
             kills += 1
             service.start()
@@ -83,17 +88,19 @@ async def test_sigkill_loses_nothing_and_doubles_nothing(
         differing = live_view_equals_rebuild(app, rotations)
     finally:
         app.close()
-    print(
-        f"\ncrash test [{store_url.split(':')[0]}]: sent={len(commands)} kills={kills} "
+    summary = (
+        f"crash test [{store_url.split(':')[0]}]: sent={len(commands)} kills={kills} "
         f"acked_first_round={first_round} retry_rounds={rounds} acked={len(replies)} "
-        f"duplicates={duplicates} lost={lost} view_differs={len(differing)}"
+        f"duplicates={duplicates} lost={lost} view_differs={len(differing)} "
+        f"({SEED_VARIABLE}={session_seed()})"
     )
-    assert kills == 3
-    assert len(replies) == len(commands), "some commands were never acknowledged"
-    assert all(r["status"] == "accepted" for r in replies.values())
-    assert duplicates == 0
-    assert lost == 0
-    assert differing == []
+    print(f"\n{summary}")
+    assert kills == 3, summary
+    assert len(replies) == len(commands), f"some commands were never acknowledged: {summary}"
+    assert all(r["status"] == "accepted" for r in replies.values()), summary
+    assert duplicates == 0, summary
+    assert lost == 0, summary
+    assert differing == [], summary
 
 
 async def test_second_instance_and_burst_keep_counts_even(
