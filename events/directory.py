@@ -141,3 +141,25 @@ class TeamLinks(Aggregate):
     def unlink(self, rotation_id: str) -> None:
         if rotation_id in self.rotations:
             self.rotations.remove(rotation_id)
+
+
+DIRECTORY_MODE_ID = uuid5(DIRECTORY_NAMESPACE, "mode")
+OPEN = "open"
+REQUIRED = "required"
+
+
+class DirectoryMode(Aggregate):
+    """The directory mode decisions were made under, from the moment a service started
+    with it: audits re-derive a decision with the mode then in force, not today's."""
+
+    @staticmethod
+    def create_id(**_: Any) -> UUID:
+        return DIRECTORY_MODE_ID
+
+    @event("Started")
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    @event("Changed")
+    def change(self, mode: str) -> None:
+        self.mode = mode

@@ -24,6 +24,7 @@ from events.errors import UnknownRotation
 from events.fold import Step, fold, fold_steps
 from events.ranking import rank
 from events.rotation import NOT_RECORDED, OVERRIDE, Rotation, rotation_uuid, standing_to_dict
+from projections.directory_mode import ModeHistory, mode_name
 from projections.ports import AuditSource, EventSource, history
 
 
@@ -84,6 +85,7 @@ class Explanation:
     at: datetime
     stored: Decision | None  # None: booked before decision records were stored (v1 event)
     derived: Decision
+    directory: str  # the directory mode re-derived under: the one in force when it was made
     differences: tuple[str, ...] = field(default=())
 
     @property
@@ -253,7 +255,8 @@ def _explanations(
         if before is not None and booking is not None and meeting_id in (None, booking.meeting_id):
             position = step.position or 0
             ineligible = directory.ineligible_before(list(before.members), position)
-            yield _explain(rotation_id, before, ineligible, booking, position)
+            mode = mode_name(directory.modes.required_before(position))
+            yield _explain(rotation_id, before, ineligible, booking, position, mode)
         before = step.state
 
 
@@ -267,11 +270,11 @@ class DirectoryHistory:
 
     def __init__(self, app: AuditSource) -> None:
         self.app = app
-        self.required = app.directory_required
+        self.modes = ModeHistory(app)
         self._events: dict[str, list[tuple[int, Aggregate.Event]]] = {}
 
     def ineligible_before(self, user_ids: list[str], position: int) -> dict[str, str]:
-        if not self.required:
+        if not self.modes.required_before(position):
             return {}
         why: dict[str, str] = {}
         for user_id in user_ids:
@@ -295,6 +298,7 @@ def _explain(
     ineligible: dict[str, str],
     event: Rotation.MeetingBooked,
     position: int,
+    directory: str,
 ) -> Explanation:
     suggestion = rank(before.standings(ineligible))
     override = event.host_id != suggestion.host_id
@@ -324,6 +328,7 @@ def _explain(
         at=event.at,
         stored=stored,
         derived=derived,
+        directory=directory,
         differences=_differences(stored, derived) if stored else (),
     )
 
@@ -341,5 +346,26 @@ def _differences(stored: Decision, derived: Decision) -> tuple[str, ...]:
     pairs = zip(stored.candidates, derived.candidates, strict=False)
     for i, (was, now) in enumerate(pairs, start=1):
         if was != now:
-            found.append(f"candidate {i}: stored {was!r}, re-derived {now!r}")
+            found.append(
+                f"candidate {i}: stored {describe_candidate(was)}; "
+                f"re-derived {describe_candidate(now)}"
+            )
     return tuple(found)
+
+
+def describe_candidate(candidate: dict[str, Any] | None) -> str:
+    """One readable line: who, how many meetings, when last, and whether they could host."""
+    if candidate is None:
+        return "(none)"
+    if not candidate.get("available"):
+        hosts = "unavailable"
+    elif not candidate.get("eligible", True):
+        hosts = f"ineligible ({candidate.get('why')})"
+    else:
+        hosts = "could host"
+    last = candidate.get("last_assigned_at")
+    when = last.isoformat() if isinstance(last, datetime) else "never" if last is None else last
+    return (
+        f"{candidate.get('user_id')} with {candidate.get('meetings')} meetings, "
+        f"last assigned {when}, joined #{candidate.get('join_seq')}, {hosts}"
+    )

@@ -14,6 +14,7 @@ from events.directory import DirectoryUser, ineligibility, user_uuid
 from events.errors import RotationDeleted, UnknownRotation
 from events.fold import aggregate_events, fold
 from events.rotation import Rotation, rotation_uuid
+from projections.directory_mode import ModeHistory
 from projections.ports import AuditSource, EventSource
 from projections.positions import positions_of
 from projections.rotation_view import ViewAnswer
@@ -47,7 +48,7 @@ def ineligible_as_of(
     app: AuditSource, user_ids: Sequence[str], as_of: datetime
 ) -> tuple[dict[str, str], int]:
     """Who could not host at `as_of` and why, and the last directory position that says so."""
-    if not app.directory_required:
+    if not ModeHistory(app).required_at(as_of):
         return {}, 0
     why: dict[str, str] = {}
     position = 0

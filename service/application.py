@@ -29,6 +29,10 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 
 from events.directory import (
+    DIRECTORY_MODE_ID,
+    OPEN,
+    REQUIRED,
+    DirectoryMode,
     DirectoryUser,
     Team,
     ineligibility,
@@ -120,6 +124,23 @@ class RotationsApplication(Application[UUID]):
         return self.recorder  # type: ignore[return-value]
 
     # -- reads ---------------------------------------------------------------------------
+
+    def record_directory_mode(self) -> bool:
+        """Record the directory mode this application decides under, when it is not the
+        recorded one; returns whether it was stored. Only a deciding service calls this:
+        audits re-derive each decision with the mode then in force."""
+        mode = REQUIRED if self.directory_required else OPEN
+        try:
+            recorded: Aggregate = self.repository.get(DIRECTORY_MODE_ID)
+        except AggregateNotFoundError:
+            self._save(None, DirectoryMode(mode=mode))
+            return True
+        assert isinstance(recorded, DirectoryMode)
+        if recorded.mode == mode:
+            return False
+        recorded.change(mode)
+        self._save(None, recorded)
+        return True
 
     def get_rotation(self, rotation_id: str) -> Rotation:
         """The rotation as stored now (read from the store, for any thread)."""

@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from projections.audit import AuditEntry, Decision, Explanation
+from projections.audit import AuditEntry, Decision, Explanation, describe_candidate
 from projections.replay import Comparison, Rebuilt
 
 MAX_DIFFERENCE_ROWS = 50
@@ -96,6 +96,35 @@ def candidates_table(title: str, candidates: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
+def side_by_side(stored: Decision, derived: Decision) -> Table:
+    """The stored and the re-derived decision in two columns; differing rows in red."""
+    table = Table(title="stored vs re-derived")
+    for column in ("", "stored", "re-derived"):
+        table.add_column(column)
+    rows = [
+        ("suggested", stored.suggested_host_id or "nobody", derived.suggested_host_id or "nobody"),
+        ("override", _yes(stored.override), _yes(derived.override)),
+        ("reason", stored.reason, derived.reason),
+    ]
+    count = max(len(stored.candidates), len(derived.candidates))
+    for i in range(count):
+        rows.append(
+            (
+                f"candidate {i + 1}",
+                describe_candidate(stored.candidates[i] if i < len(stored.candidates) else None),
+                describe_candidate(derived.candidates[i] if i < len(derived.candidates) else None),
+            )
+        )
+    for label, was, now in rows:
+        style = "red" if was != now else None
+        table.add_row(label, escape(was), escape(now), style=style)
+    return table
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def _decision_lines(label: str, decision: Decision) -> str:
     suggested = escape(decision.suggested_host_id or "nobody")
     override = "yes" if decision.override else "no"
@@ -125,13 +154,17 @@ def print_explanation(console: Console, x: Explanation) -> None:
     else:
         console.print(_decision_lines("stored decision record", x.stored))
         console.print(candidates_table("stored candidates", x.stored.candidates))
-    console.print(_decision_lines("re-derived from the events before it", x.derived))
+    console.print(
+        _decision_lines("re-derived from the events before it", x.derived)
+        + f" (directory {escape(x.directory)}, the mode in force when it was booked)"
+    )
     console.print(candidates_table("re-derived candidates", x.derived.candidates))
-    if x.matches is False:
+    if x.matches is False and x.stored is not None:
         console.print(
             "[bold red]MISMATCH: the stored decision record is not what the events "
             "before it re-derive[/bold red]"
         )
+        console.print(side_by_side(x.stored, x.derived))
         for difference in x.differences:
             console.print(f"[red]  - {escape(difference)}[/red]")
     elif x.matches:

@@ -54,6 +54,8 @@ async def build_service(settings: Settings, broker: KafkaBroker | None = None) -
     """
     app = await asyncio.to_thread(open_application, settings)
     try:
+        if await asyncio.to_thread(app.record_directory_mode):
+            log.info("directory mode recorded", extra={"mode": settings.directory})
         projector = await asyncio.to_thread(open_read_model, app)
         if broker is not None:
             return RotationsKafkaApp(settings, app, projector, "test", broker=broker)
