@@ -7,8 +7,10 @@ started); what faststream cannot see is declared here, on that documentation bro
   none (documented from CONTRACT.md: `EventMessage` below);
 * what the service publishes with `broker.publish()` (replies, dead letters): documentation
   publishers with `schema=`, never used to send;
-* the payloads of the raw-bytes subscribers (their handlers validate the bytes themselves, so
-  faststream sees no type): the pydantic models of `service.contracts`.
+* the payloads faststream cannot name: the command batch's (its handler validates the raw
+  bytes itself) and the directory's (a discriminated union, which faststream documents under a
+  generated name and without the OpenAPI discriminator mapping): the pydantic types of
+  `service.contracts`. The suggestion handler's typed parameter faststream documents itself.
 
 Channels, operations, messages and schemas are sorted by name, so the document is the same on
 every run (faststream keeps endpoints in weak sets, whose order changes between processes).
@@ -250,7 +252,7 @@ REPLY_HEADERS = {
 
 
 def finish(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Payloads of raw-bytes subscribers, keys and headers from the contract, stable order."""
+    """Payloads faststream cannot name, keys and headers from the contract, stable order."""
     doc = dict(raw)
     components = doc.setdefault("components", {})
     messages: dict[str, Any] = components.setdefault("messages", {})
@@ -267,7 +269,7 @@ def finish(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
             message = messages[ref["$ref"].rsplit("/", 1)[-1]]
             if topic is None:
                 continue
-            if topic.payload is not None and _is_empty(message.get("payload"), schemas):
+            if topic.payload is not None and _is_unnamed(message.get("payload"), schemas):
                 message["payload"] = {"$ref": SCHEMA_REF + topic.payload_name}
                 _add_schemas(schemas, topic.payload_name, topic.payload)
             if topic.reply_headers:
@@ -290,15 +292,18 @@ def finish(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
 
 
-def _is_empty(payload: Any, schemas: dict[str, Any]) -> bool:
-    """faststream's placeholder for a handler whose parameters name no message type."""
+def _is_unnamed(payload: Any, schemas: dict[str, Any]) -> bool:
+    """faststream's placeholder for a handler whose parameters name no message type, or the
+    schema it generates, named after the channel, for a type that is not one model."""
     if not isinstance(payload, dict):
         return True
     ref = payload.get("$ref", "")
     if not ref.startswith(SCHEMA_REF):
         return False
-    target = schemas.get(ref[len(SCHEMA_REF) :], {})
-    return bool(target.get("type") == "null" or set(target) <= {"title"})
+    name = ref[len(SCHEMA_REF) :]
+    target = schemas.get(name, {})
+    generated = name.endswith(":Message:Payload")
+    return bool(generated or target.get("type") == "null" or set(target) <= {"title"})
 
 
 def _add_schemas(schemas: dict[str, Any], name: str, payload_type: Any) -> None:

@@ -1,21 +1,35 @@
-"""The faststream edges: command consumer, suggestion responder, dead letters, replies."""
+"""The faststream edges: command consumer, suggestion responder, dead letters, replies.
+
+Suggestions and directory facts are typed handlers that return their reply: faststream decodes
+(`service.parsing.decoder`) and publishes the return value to the request's `reply_to` header
+topic with its `correlation_id`. `AnsweringMiddleware` keeps the rules faststream does not
+know: bad input is answered and dead-lettered, an illegal `reply_to` is never published to, and
+a reply that fails or times out is dead-lettered instead of stopping the consumer. The command
+batch keeps its own path (one transaction per fetch, batched replies through `record_sender`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from eventsourcing.persistence import Tracking
-from faststream import FastStream
-from faststream.kafka import KafkaBroker
+from faststream import ContextRepo, FastStream
+from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from faststream.middlewares import AckPolicy
+from faststream.kafka.response import KafkaPublishCommand
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy, BaseMiddleware
 from pydantic import BaseModel, TypeAdapter
 
 from events.errors import RotationError
@@ -31,15 +45,21 @@ from service.kafka_records import (
     sanitising_parser,
     whole_message,
 )
-from service.parsing import InvalidMessage, parse
+from service.parsing import InvalidMessage, decoder, parse
 from service.record_sender import BatchSender, BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
 from service.topics import describe_cluster_id
 
 log = logging.getLogger("rotations.kafka")
 
+STARTUP_GRACE_SECONDS = 30.0
 SUGGEST_ADAPTER: TypeAdapter[c.SuggestHost] = TypeAdapter(c.SuggestHost)
 Record: TypeAlias = ConsumerRecord[Any, Any]
+Reply: TypeAlias = c.CommandReply | c.SuggestionReply
+# The record a request handler is answering (set by `AnsweringMiddleware`): with
+# `apply_types=False` faststream hands a handler its decoded body only, and a directory fact
+# is stored with its Kafka position.
+CURRENT_RECORD: ContextVar[Record] = ContextVar("rotations_current_record")
 
 
 def tracking_name(cluster_id: str, topic: str, partition: int) -> str:
@@ -149,6 +169,111 @@ class FromStartOnNewCluster(ConsumerRebalanceListener):  # type: ignore[misc]
             await consumer.seek_to_beginning(*assigned)
 
 
+class Rejected(Exception):
+    """A handler refuses its input: the reply it carries is sent, and the message is
+    dead-lettered."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.error.message if reply.error is not None else "rejected")
+        self.reply = reply
+
+
+@dataclass(frozen=True)
+class Answering:
+    """faststream middleware factory for a subscriber answered by return value."""
+
+    reject: Callable[[InvalidMessage], Reply]  # the reply to input that fails its schema
+    dead_letter: Callable[[Record, c.ErrorBody], Awaitable[None]]
+    reply_timeout: float
+
+    def __call__(self, msg: Any, /, *, context: ContextRepo) -> AnsweringMiddleware:
+        return AnsweringMiddleware(msg, context=context, answering=self)
+
+
+class AnsweringMiddleware(BaseMiddleware[KafkaPublishCommand, Record]):
+    """One message's answer: bad input becomes an error reply, the reply is guarded, and a
+    rejected or unanswered message is dead-lettered once faststream has tried to reply."""
+
+    def __init__(self, msg: Record, /, *, context: ContextRepo, answering: Answering) -> None:
+        super().__init__(msg, context=context)
+        self.answering = answering
+        self.rejection: c.ErrorBody | None = None
+        self.undelivered: str | None = None
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        token = CURRENT_RECORD.set(msg.raw_message)
+        try:
+            return await call_next(msg)  # decoding (and InvalidMessage) happens in here
+        except InvalidMessage as error:
+            reply = self.answering.reject(error)
+        except Rejected as rejected:
+            reply = rejected.reply
+        finally:
+            CURRENT_RECORD.reset(token)
+        self.rejection = reply.error
+        record: Record = msg.raw_message
+        log.warning(
+            "message rejected",
+            extra={
+                "code": reply.error.code if reply.error is not None else None,
+                "reason": reply.error.message if reply.error is not None else None,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        )
+        return reply  # faststream replies with it, as with any return value
+
+    async def publish_scope(
+        self,
+        call_next: Callable[[KafkaPublishCommand], Awaitable[Any]],
+        cmd: KafkaPublishCommand,
+    ) -> Any:
+        """The reply: never to an illegal topic name, within the timeout, never raising."""
+        topic = cmd.destination
+        if not LEGAL_TOPIC.match(topic):
+            self.undelivered = f"reply_to {topic[:60]!r} is not a legal topic name"
+            log.warning("reply not sent: %s", self.undelivered)
+            return None
+        try:
+            return await asyncio.wait_for(call_next(cmd), timeout=self.answering.reply_timeout)
+        except Exception as error:  # an unwritable reply topic must not stop the consumer
+            log.warning("reply to %s failed: %r", topic, error)
+            self.undelivered = f"reply to {topic!r} failed: {type(error).__name__}"
+            return None
+
+    async def after_processed(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> bool | None:
+        """Dead-letter a rejected or unanswered message; other errors go on to faststream
+        (logged, then acknowledged by the subscriber's policy)."""
+        if exc_type is not None or (self.rejection is None and self.undelivered is None):
+            return False
+        error = self.rejection or c.ErrorBody(
+            code="reply_undelivered", message="answered, but the reply was not delivered"
+        )
+        if self.undelivered is not None:
+            error = c.ErrorBody(code=error.code, message=f"{error.message} ({self.undelivered})")
+        await self.answering.dead_letter(self.msg, error)
+        return False
+
+
+def suggestion_rejection(error: InvalidMessage) -> c.SuggestionReply:
+    return c.SuggestionReply(
+        rotation_id=error.partial.get("rotation_id"),
+        error=c.ErrorBody(code=error.code, message=str(error)),
+    )
+
+
+def directory_rejection(error: InvalidMessage) -> c.CommandReply:
+    return c.CommandReply(status="rejected", error=c.ErrorBody(code=error.code, message=str(error)))
+
+
 class RotationsKafkaApp:
     """Wires the application and read model to Kafka through one faststream broker."""
 
@@ -173,6 +298,9 @@ class RotationsKafkaApp:
             log_level=logging.DEBUG,
         )
         self.faststream = FastStream(self.broker)
+        self.started = asyncio.Event()  # every consumer started (faststream's after_startup)
+        self.faststream.after_startup(self.started.set)
+        self.faststream.on_shutdown(self._finish_starting)
         # Replies and events go out in batches through a producer of their own; a broker
         # handed in (faststream's in-memory test broker) gets them one publish each.
         self.sender: RecordSender
@@ -213,7 +341,10 @@ class RotationsKafkaApp:
             "rotation id; each is answered on its reply_to topic",
         )
         self.command_subscriber(self.on_commands)
-        self.suggest_subscriber = self.broker.subscriber(
+        # Routers only to scope each answering middleware to its subscriber.
+        suggestions = KafkaRouter(middlewares=[self._answering(suggestion_rejection)])
+        directory = KafkaRouter(middlewares=[self._answering(directory_rejection)])
+        self.suggest_subscriber = suggestions.subscriber(
             settings.suggest_topic,
             group_id=f"{settings.group_id}-queries",
             # Requests sent while the service starts are answered too.
@@ -229,13 +360,12 @@ class RotationsKafkaApp:
                 settings.kafka_bootstrap_servers,
             ),
             parser=sanitising_parser,
-            decoder=whole_message,
-            no_reply=True,
+            decoder=decoder(SUGGEST_ADAPTER, settings.max_message_bytes),
             title="rotations.suggest-host",
             description="Host-suggestion requests, answered on the reply_to topic",
         )
         self.suggest_subscriber(self.on_suggest)
-        self.directory_subscriber = self.broker.subscriber(
+        self.directory_subscriber = directory.subscriber(
             settings.directory_topic,
             group_id=f"{settings.group_id}-directory",
             auto_offset_reset="earliest",
@@ -247,13 +377,23 @@ class RotationsKafkaApp:
                 settings.kafka_bootstrap_servers,
             ),
             parser=sanitising_parser,
-            decoder=whole_message,
-            no_reply=True,
+            decoder=decoder(c.DIRECTORY_ADAPTER, settings.max_message_bytes),
             title="rotations.directory",
             description="UserUpdated, UserDeactivated and TeamUpdated facts from the user "
             "directory, stored as events (idempotent by message_id)",
         )
         self.directory_subscriber(self.on_directory)
+        self.broker.include_routers(suggestions, directory)
+
+    def _answering(self, reject: Callable[[InvalidMessage], Reply]) -> Answering:
+        return Answering(reject, self.dead_letter, self.settings.reply_timeout_seconds)
+
+    async def _finish_starting(self) -> None:
+        """A stop while the consumers still start (their group joins take seconds each) would
+        race faststream's concurrent suggestion subscriber: started after its stop, it fails
+        on its closed queue. Let the start finish first, for a while at most."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.started.wait(), timeout=STARTUP_GRACE_SECONDS)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -358,22 +498,13 @@ class RotationsKafkaApp:
 
     # -- directory -----------------------------------------------------------------------
 
-    async def on_directory(self, msg: KafkaMessage) -> None:
-        record: Record = msg.raw_message
-        try:
-            fact = parse(c.DIRECTORY_ADAPTER, record.value or b"", self.settings.max_message_bytes)
-        except InvalidMessage as error:
-            reply = c.CommandReply(
-                status="rejected", error=c.ErrorBody(code=error.code, message=str(error))
-            )
-            await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
-            return
-        tracking = tracking_for(self.listener.cluster_id, record)
+    async def on_directory(self, fact: c.DirectoryFact) -> c.CommandReply:
+        """Store the fact with its Kafka position (once); the reply is the return value."""
+        tracking = tracking_for(self.listener.cluster_id, CURRENT_RECORD.get())
         reply = await asyncio.to_thread(self._record_directory, fact, tracking)
         if reply.error is not None:
-            await self._reject(record, reply.error, dump(reply))
-        else:
-            await self._reply(record, dump(reply))
+            raise Rejected(reply)
+        return reply
 
     def _record_directory(
         self, fact: c.UserUpdated | c.UserDeactivated | c.TeamUpdated, tracking: Tracking
@@ -382,19 +513,9 @@ class RotationsKafkaApp:
 
     # -- suggestions ---------------------------------------------------------------------
 
-    async def on_suggest(self, msg: KafkaMessage) -> None:
-        record: Record = msg.raw_message
-        try:
-            request = parse(SUGGEST_ADAPTER, record.value or b"", self.settings.max_message_bytes)
-        except InvalidMessage as error:
-            reply = c.SuggestionReply(
-                rotation_id=error.partial.get("rotation_id"),
-                error=c.ErrorBody(code=error.code, message=str(error)),
-            )
-            await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
-            return
-        answer = await asyncio.to_thread(self.answer_suggestion, request, time.monotonic())
-        await self._reply(record, dump(answer))
+    async def on_suggest(self, request: c.SuggestHost) -> c.SuggestionReply:
+        """The answer is the return value: faststream sends it to the request's reply_to."""
+        return await asyncio.to_thread(self.answer_suggestion, request, time.monotonic())
 
     def answer_suggestion(
         self, request: c.SuggestHost, requested_at: float | None = None

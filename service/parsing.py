@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from faststream.message import StreamMessage
 from pydantic import TypeAdapter, ValidationError
 
 from service.contracts import describe_validation_error
@@ -44,6 +46,22 @@ def parse(adapter: TypeAdapter[T], body: bytes, max_bytes: int) -> T:
         return adapter.validate_python(data)
     except ValidationError as error:
         raise InvalidMessage(describe_validation_error(error.errors()), _ids(data)) from None
+
+
+def decoder(
+    adapter: TypeAdapter[T], max_bytes: int
+) -> Callable[[StreamMessage[Any]], Awaitable[T]]:
+    """A faststream custom decoder: the handler gets the validated model, without FastDepends
+    (`apply_types=False`: its per-message resolver cost more than answering a suggestion).
+
+    An `InvalidMessage` it raises is raised inside the subscriber's middlewares (faststream
+    decodes lazily, in the handler call), so the answering middleware turns it into a reply.
+    """
+
+    async def decode(msg: StreamMessage[Any]) -> T:
+        return parse(adapter, msg.body, max_bytes)
+
+    return decode
 
 
 def _ids(data: Any) -> dict[str, Any]:
