@@ -237,3 +237,32 @@ async def test_directory_facts_are_idempotent(dclient: RotationsClient, uid: str
     assert again == first
     bad = await dclient.directory({"type": "UserUpdated", "message_id": "m"})
     assert bad["error"]["code"] == "invalid_message"
+
+
+async def test_a_rejected_create_stores_nothing_and_the_corrected_one_is_new(
+    dclient: RotationsClient, uid: str
+) -> None:
+    """A CreateRotation naming one known and one unknown team: rejected, and nothing of it
+    (rotation, team link) is stored, so the corrected command creates the rotation."""
+    boss, kari = f"boss-{uid}", f"kari-{uid}"
+    await user(dclient, boss, permissions=MANAGER)
+    await user(dclient, kari)
+    await team(dclient, f"known-{uid}", [kari])
+    rotation = f"rejected-{uid}"
+
+    teams = [f"known-{uid}", f"unknown-{uid}"]
+    rejected = await act(dclient, boss, "CreateRotation", rotation, name="R", teams=teams)
+    assert rejected["error"]["code"] == "unknown_member"
+    assert (await dclient.suggest(rotation))["error"]["code"] == "unknown_rotation"
+
+    corrected = await act(
+        dclient, boss, "CreateRotation", rotation, name="R", teams=[f"known-{uid}"]
+    )
+    assert corrected["status"] == "accepted", corrected
+    assert [e["type"] for e in corrected["events"]] == ["Created", "TeamAdded"]
+    assert (await dclient.suggest(rotation))["host_id"] == kari
+    # The team link exists once, for the accepted create: a team change reaches it.
+    await user(dclient, f"liv-{uid}")
+    await team(dclient, f"known-{uid}", [kari, f"liv-{uid}"])
+    members = {c["user_id"] for c in (await dclient.suggest(rotation))["candidates"]}
+    assert members == {kari, f"liv-{uid}"}
