@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from service.logs import configure_logging
 from service.settings import Settings
@@ -100,17 +99,6 @@ def dev(
         running.stop()
 
 
-def _field_value(name: str, raw: str) -> Any:
-    if name in ("members", "teams", "exclude"):
-        return [v for v in raw.split(",") if v]
-    if name == "available":
-        return raw.lower() in ("1", "true", "yes", "on")
-    if name == "record":
-        kind, _, ident = raw.partition(":")
-        return {"type": kind, "id": ident}
-    return raw
-
-
 async def _with_client(action: Any, timeout: float) -> Any:
     from service.client import RotationsClient
 
@@ -131,37 +119,59 @@ def _talk(action: Any, timeout: float) -> Any:
         fail(f"cannot talk to the broker at {Settings().kafka_bootstrap_servers}: {error}")
 
 
-@cli.command()
+def _send_epilog() -> str:
+    from service.cli_fields import help_epilog
+
+    return help_epilog()
+
+
+@cli.command(epilog=_send_epilog())
 def send(
     command_type: Annotated[
         str,
-        typer.Argument(
-            help="CreateRotation, AddMember, BookMeeting, ...; - reads a JSON command from stdin"
-        ),
+        typer.Argument(help="a command type (see below); - reads a JSON command from stdin"),
     ],
     rotation_id: Annotated[str | None, typer.Option(help="rotation id")] = None,
     field: Annotated[
-        list[str] | None, typer.Option(help="NAME=VALUE; lists comma-separated; record=deal:42")
+        list[str] | None,
+        typer.Option(help="NAME=VALUE, parsed by the command's schema; lists a,b; record=deal:42"),
     ] = None,
     actor: Annotated[str, typer.Option(help="the user issuing the command")] = "cli",
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
-    """Send one command and print the service's reply."""
-    if command_type == "-":
-        command = json.loads(sys.stdin.read())
-    else:
-        command = {"type": command_type, "command_id": uuid.uuid4().hex, "actor": actor}
-        if rotation_id:
-            command["rotation_id"] = rotation_id
-        for item in field or []:
-            name, sep, raw = item.partition("=")
-            if not sep:
-                fail(f"--field takes NAME=VALUE, got {item!r}")
-            command[name.replace("-", "_")] = _field_value(name, raw)
+    """Send one command and print the service's reply (a bad field exits with 2, unsent)."""
+    command = _command_to_send(command_type, rotation_id, field or [], actor)
     reply = _talk(lambda client: client.command(command), timeout)
     console.print_json(data=reply)
     if reply.get("status") != "accepted":
         raise typer.Exit(1)
+
+
+def _command_to_send(
+    command_type: str, rotation_id: str | None, fields: list[str], actor: str
+) -> dict[str, Any]:
+    """The command as JSON, or one line and exit 2 when it does not fit its schema."""
+    from service.cli_fields import FieldError, build_command, json_command
+
+    try:
+        if command_type == "-":
+            return json_command(sys.stdin.read())
+        base: dict[str, Any] = {"command_id": uuid.uuid4().hex, "actor": actor}
+        if rotation_id:
+            base["rotation_id"] = rotation_id
+        return build_command(command_type, base, fields)
+    except FieldError as error:
+        fail(str(error), 2)
+        raise
+
+
+@cli.command()
+def commands() -> None:
+    """Every command type `send` takes, with its fields and an example."""
+    from service.cli_fields import catalogue
+    from service.cli_render import commands_table
+
+    console.print(commands_table(catalogue()))
 
 
 @cli.command()
@@ -174,29 +184,80 @@ def suggest(
     as_json: Annotated[bool, typer.Option("--json", help="print the raw reply")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
-    """Ask for the host suggestion and print the ranked candidates."""
+    """Ask for the host suggestion: the ranked candidates, and who may not host and why."""
+    from service.cli_render import suggestion_table
+    from service.contracts import SuggestionReply
+
+    _check_suggest(rotation_id, exclude or [], as_of)
     reply = _talk(lambda client: client.suggest(rotation_id, exclude, as_of), timeout)
     if as_json:
         console.print_json(data=reply)
         return
     if reply.get("error"):
         fail(f"{reply['error']['code']}: {reply['error']['message']}")
-    table = Table(
-        title=f"{rotation_id}: suggest {reply['host_id'] or 'nobody'} "
-        f"({reply['reason']}, position {reply['position']})"
-    )
-    for column in ("#", "user", "meetings", "last assigned", "available", "joined"):
-        table.add_column(column)
-    for i, cand in enumerate(reply["candidates"], 1):
-        table.add_row(
-            str(i),
-            cand["user_id"],
-            str(cand["meetings"]),
-            cand["last_assigned_at"] or "never",
-            "yes" if cand["available"] else "no",
-            cand["joined_at"],
-        )
-    console.print(table)
+    console.print(suggestion_table(rotation_id, SuggestionReply.model_validate(reply)))
+
+
+def _check_suggest(rotation_id: str, exclude: list[str], as_of: str | None) -> None:
+    """The request's schema, checked before connecting: a bad --as-of exits with 2."""
+    from pydantic import ValidationError
+
+    from service.contracts import SuggestHost, describe_validation_error
+
+    request: dict[str, Any] = {"rotation_id": rotation_id, "exclude": exclude}
+    if as_of is not None:
+        request["as_of"] = as_of
+    try:
+        SuggestHost.model_validate(request)
+    except ValidationError as error:
+        fail(describe_validation_error(error.errors()), 2)
+
+
+# -- reading: list, show (from the store and its read model; no broker needed) -----------
+
+
+@cli.command("list")
+def list_rotations(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per rotation")] = False,
+) -> None:
+    """Every rotation in the store: name, member count, deleted or not."""
+    from projections.catalog import list_rotations as listed
+    from service.cli_render import rotations_table
+
+    app = _open_store()
+    try:
+        rotations = listed(app)
+    finally:
+        app.close()
+    if as_json:
+        for summary in rotations:
+            typer.echo(json.dumps(summary.to_json()))
+        return
+    console.print(rotations_table(rotations))
+
+
+@cli.command()
+def show(
+    rotation_id: Annotated[str, typer.Argument(help="rotation id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """A rotation as it stands: name, members with their state, teams."""
+    from events.errors import RotationError
+    from projections.catalog import show_rotation
+    from service.cli_render import rotation_view
+
+    app = _open_store()
+    try:
+        detail = show_rotation(app, rotation_id)
+    except RotationError as error:
+        fail(str(error))
+        raise
+    finally:
+        app.close()
+    if as_json:
+        typer.echo(json.dumps(detail.to_json()))
+        return
+    console.print(rotation_view(detail))
 
 
 # -- audits: replay, audit, explain (they read the store directly; no broker needed) ------
@@ -369,10 +430,16 @@ def report(
     console.print(f"wrote {out}")
 
 
-def main() -> None:
+def _add_directory() -> None:
     from service.cli_directory import directory_cli
 
     cli.add_typer(directory_cli, name="directory")
+
+
+_add_directory()
+
+
+def main() -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
     cli()
 

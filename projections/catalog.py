@@ -1,0 +1,243 @@
+"""What is in the store: every rotation, one rotation, the directory's users and teams.
+
+For the CLI's reading commands (no broker, no running service). Rotations come from the read
+model's rows, with the log past its tracked position folded on in memory (nothing is written,
+so reading never moves the view the service keeps); users and teams are folded from their
+events in the log. Every fold is `events.fold`'s, so these answers read the events as the
+write side does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+
+from events.directory import DirectoryUser, Team
+from events.errors import UnknownRotation
+from events.fold import aggregate_events, fold
+from events.rotation import MemberRecord, Rotation, rotation_uuid
+from projections.ports import EventSource, ViewSource
+from projections.replay import LIVE_TABLE, decode_row, read_rows, tracked_position
+
+PAGE = 1_000
+
+
+def event_topics(aggregate: type[Aggregate]) -> tuple[str, ...]:
+    """The stored topics of an aggregate's events (its nested event classes)."""
+    return tuple(
+        get_topic(value)
+        for value in vars(aggregate).values()
+        if isinstance(value, type) and issubclass(value, Aggregate.Event)
+    )
+
+
+@dataclass(frozen=True)
+class RotationSummary:
+    """One line of `rotations list`."""
+
+    rotation_id: str
+    name: str
+    members: int
+    teams: int
+    deleted: bool
+    version: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rotation_id": self.rotation_id,
+            "name": self.name,
+            "members": self.members,
+            "teams": self.teams,
+            "deleted": self.deleted,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """A member of a rotation as `rotations show` prints it."""
+
+    user_id: str
+    meetings: int
+    available: bool
+    last_assigned_at: str | None
+    joined_at: str
+    sources: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "meetings": self.meetings,
+            "available": self.available,
+            "last_assigned_at": self.last_assigned_at,
+            "joined_at": self.joined_at,
+            "sources": list(self.sources),
+        }
+
+
+@dataclass(frozen=True)
+class RotationDetail:
+    """One rotation as it stands: name, members with their state, teams."""
+
+    rotation_id: str
+    name: str
+    deleted: bool
+    version: int
+    members: tuple[MemberState, ...]
+    teams: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rotation_id": self.rotation_id,
+            "name": self.name,
+            "deleted": self.deleted,
+            "version": self.version,
+            "members": [m.to_json() for m in self.members],
+            "teams": {team: list(members) for team, members in self.teams.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The directory's users and teams as their events left them."""
+
+    users: tuple[DirectoryUser, ...]
+    teams: tuple[Team, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "users": [_user_json(u) for u in self.users],
+            "teams": [
+                {"team_id": t.team_id, "name": t.name, "members": t.members} for t in self.teams
+            ],
+        }
+
+
+# -- rotations ----------------------------------------------------------------------------
+
+
+def list_rotations(source: ViewSource) -> list[RotationSummary]:
+    """Every rotation, deleted ones included, ordered by id."""
+    rotations = current_rotations(source)
+    return sorted((summary_of(r) for r in rotations.values()), key=lambda s: s.rotation_id)
+
+
+def current_rotations(source: ViewSource) -> dict[UUID, Rotation]:
+    """The view's rows, with the rotation events stored after its tracked position folded on."""
+    rotations = {
+        UUID(key): decode_row(source, row) for key, row in read_rows(source, LIVE_TABLE).items()
+    }
+    after = tracked_position(source, LIVE_TABLE)
+    for notification in notifications(source, event_topics(Rotation), after):
+        (event,) = aggregate_events([source.mapper.to_domain_event(notification)])
+        current = rotations.get(event.originator_id)
+        if current is not None and event.originator_version <= current.version:
+            continue  # already in the row (the view moved on while we read)
+        folded: Rotation | None = fold([event], current)
+        if folded is not None:
+            rotations[event.originator_id] = folded
+    return rotations
+
+
+def summary_of(rotation: Rotation) -> RotationSummary:
+    return RotationSummary(
+        rotation_id=rotation.rotation_id,
+        name=rotation.name,
+        members=len(rotation.members),
+        teams=len(rotation.teams),
+        deleted=rotation.deleted,
+        version=rotation.version,
+    )
+
+
+def show_rotation(source: EventSource, rotation_id: str) -> RotationDetail:
+    """A rotation folded from its events; UnknownRotation when it has none."""
+    rotation: Rotation | None = fold(
+        aggregate_events(source.events.get(rotation_uuid(rotation_id)))
+    )
+    if rotation is None:
+        raise UnknownRotation(f"no rotation {rotation_id!r}")
+    return detail_of(rotation)
+
+
+def detail_of(rotation: Rotation) -> RotationDetail:
+    members = tuple(
+        _member_state(record, rotation.sources_of(user_id))
+        for user_id, record in rotation.members.items()
+    )
+    return RotationDetail(
+        rotation_id=rotation.rotation_id,
+        name=rotation.name,
+        deleted=rotation.deleted,
+        version=rotation.version,
+        members=members,
+        teams={team: list(ids) for team, ids in rotation.teams.items()},
+    )
+
+
+def _member_state(record: MemberRecord, sources: list[str]) -> MemberState:
+    last = record["last_assigned_at"]
+    return MemberState(
+        user_id=record["user_id"],
+        meetings=record["meetings"],
+        available=record["available"],
+        last_assigned_at=last.isoformat() if last else None,
+        joined_at=record["joined_at"].isoformat(),
+        sources=tuple(sources),
+    )
+
+
+# -- the directory ------------------------------------------------------------------------
+
+
+def directory_listing(source: ViewSource) -> Directory:
+    """Every user and team the directory described, each folded from its events."""
+    topics = event_topics(DirectoryUser) + event_topics(Team)
+    events: dict[UUID, list[Aggregate.Event]] = {}
+    for notification in notifications(source, topics):
+        (event,) = aggregate_events([source.mapper.to_domain_event(notification)])
+        events.setdefault(event.originator_id, []).append(event)
+    users: list[DirectoryUser] = []
+    teams: list[Team] = []
+    for stream in events.values():
+        state: Aggregate | None = fold(stream)
+        if isinstance(state, DirectoryUser):
+            users.append(state)
+        elif isinstance(state, Team):
+            teams.append(state)
+    return Directory(
+        users=tuple(sorted(users, key=lambda u: u.user_id)),
+        teams=tuple(sorted(teams, key=lambda t: t.team_id)),
+    )
+
+
+def _user_json(user: DirectoryUser) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "name": user.name,
+        "seat": user.seat,
+        "calendar_connected": user.calendar_connected,
+        "calendar_sync": user.calendar_sync,
+        "permissions": list(user.permissions),
+        "deactivated": user.deactivated,
+        "ineligible": user.ineligibility(),
+    }
+
+
+def notifications(
+    source: ViewSource, topics: tuple[str, ...], after: int = 0
+) -> Iterator[Notification]:
+    """The log's notifications of these topics after a position, a page at a time."""
+    start = after + 1
+    while True:
+        page = source.recorder.select_notifications(start=start, limit=PAGE, topics=topics)
+        yield from page
+        if len(page) < PAGE:
+            return
+        start = page[-1].id + 1

@@ -1,0 +1,122 @@
+"""Tables of the CLI's answers: suggestions, rotations, the directory, the command catalogue.
+
+Apart from the commands that print them, so each table is tested from a value, no broker
+or store needed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from projections.catalog import Directory, RotationDetail, RotationSummary
+from service.cli_fields import CommandDoc
+from service.contracts import Candidate, SuggestionReply
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def eligibility(candidate: Candidate) -> str:
+    """`yes`, or `no (why)`: the reason the directory gives (no_calendar, no_seat, ...)."""
+    if candidate.eligible:
+        return "yes"
+    return f"no ({candidate.why})" if candidate.why else "no"
+
+
+def _time(value: datetime | None, never: str = "never") -> str:
+    return value.isoformat() if value else never
+
+
+def suggestion_table(rotation_id: str, reply: SuggestionReply) -> Table:
+    """The ranked candidates, with whether each may host and why not."""
+    table = Table(
+        title=f"{rotation_id}: suggest {reply.host_id or 'nobody'} "
+        f"({reply.reason}, position {reply.position})"
+    )
+    for column in ("#", "user", "meetings", "last assigned", "available", "eligible", "joined"):
+        table.add_column(column)
+    for i, cand in enumerate(reply.candidates, 1):
+        table.add_row(
+            str(i),
+            cand.user_id,
+            str(cand.meetings),
+            _time(cand.last_assigned_at),
+            yes_no(cand.available),
+            eligibility(cand),
+            _time(cand.joined_at),
+        )
+    return table
+
+
+def rotations_table(rotations: list[RotationSummary]) -> Table:
+    table = Table(title=f"{len(rotations)} rotations")
+    for column in ("rotation", "name", "members", "teams", "deleted", "version"):
+        table.add_column(column)
+    for r in rotations:
+        table.add_row(
+            r.rotation_id, r.name, str(r.members), str(r.teams), yes_no(r.deleted), str(r.version)
+        )
+    return table
+
+
+def rotation_view(detail: RotationDetail) -> RenderableType:
+    """A rotation's members with their state, and its teams."""
+    deleted = " [red](deleted)[/red]" if detail.deleted else ""
+    members = Table(
+        title=f"{detail.rotation_id}: {detail.name}{deleted} (version {detail.version})"
+    )
+    for column in ("user", "meetings", "available", "last assigned", "joined", "via"):
+        members.add_column(column)
+    for m in detail.members:
+        members.add_row(
+            m.user_id,
+            str(m.meetings),
+            yes_no(m.available),
+            m.last_assigned_at or "never",
+            m.joined_at,
+            ", ".join(m.sources),
+        )
+    teams = Table(title="teams")
+    teams.add_column("team")
+    teams.add_column("members")
+    for team, ids in detail.teams.items():
+        teams.add_row(team, ", ".join(ids))
+    return Group(members, teams) if detail.teams else members
+
+
+def directory_view(directory: Directory) -> RenderableType:
+    users = Table(title=f"{len(directory.users)} users")
+    for column in ("user", "name", "seat", "calendar", "sync", "permissions", "eligible"):
+        users.add_column(column)
+    for u in directory.users:
+        why = u.ineligibility()
+        users.add_row(
+            u.user_id,
+            u.name,
+            yes_no(u.seat),
+            yes_no(u.calendar_connected),
+            yes_no(u.calendar_sync),
+            ", ".join(u.permissions),
+            f"no ({why})" if why else "yes",
+        )
+    teams = Table(title=f"{len(directory.teams)} teams")
+    for column in ("team", "name", "members"):
+        teams.add_column(column)
+    for t in directory.teams:
+        teams.add_row(t.team_id, t.name, ", ".join(t.members))
+    return Group(users, teams)
+
+
+def commands_table(docs: list[CommandDoc]) -> Table:
+    """Every command type, its --field names and kinds, and an example."""
+    table = Table(title="commands (rotations send TYPE --rotation-id ID --field NAME=VALUE ...)")
+    for column in ("type", "fields (* required)", "example"):
+        table.add_column(column)
+    for doc in docs:
+        fields = "\n".join(f"{f.name}{'*' if f.required else ''}: {f.kind}" for f in doc.fields)
+        table.add_row(doc.type, fields or "-", doc.example)
+    return table
