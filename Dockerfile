@@ -22,7 +22,10 @@ RUN pip install . \
     && chown rotations /app/data
 
 USER rotations
-ENV ROTATIONS_HTTP_PORT=8080
+# All interfaces: the published port reaches the server through the container's own interface
+# (outside a container the service listens on 127.0.0.1 only).
+ENV ROTATIONS_HTTP_HOST=0.0.0.0 \
+    ROTATIONS_HTTP_PORT=8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=6 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('ROTATIONS_HTTP_PORT', '8080'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/health/ready', timeout=4).status != 200)"]

@@ -8,7 +8,9 @@ own) served by a uvicorn server in the service's event loop:
   store answers, else 503 (and 503 again from the moment shutdown starts);
 * `/metrics`: Prometheus text (commands by type and outcome, suggestion latency, projection
   lag in events, dead letters);
-* `/asyncapi` (HTML, or JSON when asked for), `/asyncapi.json`, `/asyncapi.yaml`.
+* `/asyncapi` (HTML, or JSON when asked for), `/asyncapi.json`, `/asyncapi.yaml`: the page is
+  rendered here from the document (channels, messages, schemas), with no scripts or styles
+  from the internet, so it works offline.
 
 The counts come through the Kafka app's observer hook (`instrument`).
 """
@@ -17,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import logging
 import socket
 from collections.abc import Iterator, Sequence
-from typing import Any, cast, get_args
+from typing import Any, get_args
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
-from faststream.specification import Specification, get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -39,7 +41,6 @@ from service.settings import Settings
 
 log = logging.getLogger("rotations.http")
 
-HOST = "0.0.0.0"  # a container's port must be reachable from outside it
 STORE_CHECK_SECONDS = 3.0
 COMMAND_TYPES = frozenset(model.__name__ for model in get_args(get_args(c.Command)[0]))
 # Handled by the store after the batch failed, or never parsed: the dead-letter path sees them.
@@ -270,8 +271,8 @@ class HttpApp:
         document = await self.asyncapi()
         if _accepts_json(scope):
             return _json(document.to_jsonable())
-        html = get_asyncapi_html(cast(Specification, document), try_it_out_path=None)
-        return AsgiResponse(html.encode(), 200, {"content-type": "text/html; charset=utf-8"})
+        page = asyncapi_html(document.to_jsonable())
+        return AsgiResponse(page.encode(), 200, {"content-type": "text/html; charset=utf-8"})
 
     async def _asyncapi_json(self, scope: Scope) -> AsgiResponse:
         return _json((await self.asyncapi()).to_jsonable())
@@ -283,6 +284,157 @@ class HttpApp:
 
 def _read_store_head(service: RotationsKafkaApp) -> None:
     service.app.recorder.max_notification_id()
+
+
+# -- the AsyncAPI page ---------------------------------------------------------------------------
+
+_STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem;
+  color: #1d1d1f; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.2rem; }
+code, pre { font: 13px ui-monospace, monospace; background: #f4f4f6; border-radius: 3px; }
+code { padding: 0 .25rem; } pre { padding: .6rem; overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; }
+th, td { text-align: left; vertical-align: top; border-bottom: 1px solid #e3e3e6; padding: .25rem; }
+.action { font-size: 12px; text-transform: uppercase; padding: .1rem .4rem; border-radius: 3px;
+  background: #e6eefc; color: #1b4fa8; margin-left: .4rem; vertical-align: middle; }
+.description { white-space: pre-wrap; }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _resolve(document: dict[str, Any], item: Any) -> Any:
+    """A local `$ref` (`#/a/b`) followed, repeatedly; anything else as it is."""
+    seen = 0
+    while isinstance(item, dict) and isinstance(item.get("$ref"), str) and seen < 10:
+        node: Any = document
+        for part in item["$ref"].removeprefix("#/").split("/"):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        item, seen = node, seen + 1
+    return item
+
+
+def _schema_type(schema: Any) -> str:
+    """A short, linked rendering of a JSON schema's type: `string`, `array of EventRef`, ..."""
+    if not isinstance(schema, dict):
+        return "any"
+    if isinstance(schema.get("$ref"), str):
+        name = _ref_name(schema["$ref"])
+        return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
+    if "const" in schema:
+        return f"<code>{_e(json.dumps(schema['const']))}</code>"
+    if "enum" in schema:
+        return " | ".join(f"<code>{_e(json.dumps(v))}</code>" for v in schema["enum"])
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list):
+            return " | ".join(_schema_type(option) for option in schema[key])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {_schema_type(schema.get('items'))}"
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return f"object of {_schema_type(schema['additionalProperties'])}"
+    detail = f" ({_e(schema['format'])})" if "format" in schema else ""
+    return f"{_e(kind)}{detail}"
+
+
+def _properties_table(schema: dict[str, Any]) -> str:
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        return ""
+    required = set(schema.get("required", ()))
+    rows = "".join(
+        f"<tr><td><code>{_e(name)}</code></td><td>{_schema_type(prop)}</td>"
+        f"<td>{'yes' if name in required else ''}</td>"
+        f"<td>{_e(prop.get('description', '')) if isinstance(prop, dict) else ''}</td></tr>"
+        for name, prop in properties.items()
+    )
+    return (
+        "<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _message_html(document: dict[str, Any], message: Any) -> str:
+    message = _resolve(document, message)
+    if not isinstance(message, dict):
+        return ""
+    parts = [f"<h4>{_e(message.get('title', 'message'))}</h4>"]
+    if "payload" in message:
+        parts.append(f"<p>payload: {_schema_type(message['payload'])}</p>")
+    headers = message.get("headers")
+    if isinstance(headers, dict) and headers.get("properties"):
+        parts.append("<p>headers:</p>" + _properties_table(headers))
+    key = message.get("bindings", {}).get("kafka", {}).get("key")
+    if isinstance(key, dict):
+        parts.append(f"<p>Kafka key: {_schema_type(key)} {_e(key.get('description', ''))}</p>")
+    return "".join(parts)
+
+
+def asyncapi_html(document: dict[str, Any]) -> str:
+    """The AsyncAPI document as one self-contained page: what the service receives and sends
+    on which topic, the messages and their schemas; links to the document itself."""
+    info = document.get("info", {})
+    title = f"{info.get('title', 'AsyncAPI')} {info.get('version', '')}".strip()
+    out = [
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>',
+        f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>",
+        '<p>The document: <a href="/asyncapi.yaml">asyncapi.yaml</a>, '
+        '<a href="/asyncapi.json">asyncapi.json</a> '
+        f"(AsyncAPI {_e(document.get('asyncapi', ''))}).</p>",
+        f'<p class="description">{_e(info.get("description", ""))}</p>',
+    ]
+    servers = document.get("servers", {})
+    if servers:
+        out.append("<h2>Servers</h2><table><tr><th>name</th><th>host</th><th>protocol</th>")
+        out.append("<th>description</th></tr>")
+        for name, server in servers.items():
+            out.append(
+                f"<tr><td>{_e(name)}</td><td><code>{_e(server.get('host', ''))}</code></td>"
+                f"<td>{_e(server.get('protocol', ''))}</td>"
+                f"<td>{_e(server.get('description', ''))}</td></tr>"
+            )
+        out.append("</table>")
+    actions = {"receive": "the service receives", "send": "the service sends"}
+    out.append("<h2>Channels</h2>")
+    for name, operation in document.get("operations", {}).items():
+        channel = _resolve(document, operation.get("channel", {}))
+        address = channel.get("address", name) if isinstance(channel, dict) else name
+        action = actions.get(operation.get("action", ""), operation.get("action", ""))
+        out.append(
+            f'<h3 id="channel-{_e(name)}"><code>{_e(address)}</code>'
+            f'<span class="action">{_e(action)}</span></h3>'
+        )
+        if isinstance(channel, dict):
+            if channel.get("description"):
+                out.append(f'<p class="description">{_e(channel["description"])}</p>')
+            for parameter, spec in channel.get("parameters", {}).items():
+                described = spec.get("description", "") if isinstance(spec, dict) else ""
+                out.append(f"<p><code>{{{_e(parameter)}}}</code>: {_e(described)}</p>")
+        for message in operation.get("messages", []):
+            out.append(_message_html(document, message))
+    schemas = document.get("components", {}).get("schemas", {})
+    if schemas:
+        out.append("<h2>Schemas</h2>")
+    for name, schema in schemas.items():
+        out.append(f'<h3 id="schema-{_e(name)}">{_e(name)}</h3>')
+        if not isinstance(schema, dict):
+            continue
+        if schema.get("description"):
+            out.append(f'<p class="description">{_e(schema["description"])}</p>')
+        if "properties" not in schema:
+            out.append(f"<p>{_schema_type(schema)}</p>")
+        out.append(_properties_table(schema))
+        raw = _e(json.dumps(schema, indent=2))
+        out.append(f"<details><summary>JSON schema</summary><pre>{raw}</pre></details>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -299,15 +451,17 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """Binds the port at once (so a taken port is a clear startup error), serves in a task."""
 
-    def __init__(self, app: HttpApp, port: int, host: str = HOST) -> None:
+    def __init__(self, app: HttpApp, port: int, host: str = "127.0.0.1") -> None:
         self.app = app
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, port))
         except OSError:
             self.socket.close()
             raise
+        self.host = host
         self.port = int(self.socket.getsockname()[1])
         config = uvicorn.Config(
             app.asgi,
@@ -328,7 +482,7 @@ class HttpServer:
         if self.task.done():
             await self.task  # raises what stopped it
             raise RuntimeError("the HTTP server stopped while starting")
-        log.info("HTTP server listening", extra={"port": self.port})
+        log.info("HTTP server listening", extra={"host": self.host, "port": self.port})
 
     async def _serve(self) -> None:
         try:
@@ -346,12 +500,13 @@ class HttpServer:
 
 
 async def start_http(settings: Settings, app: HttpApp | None = None) -> HttpServer | None:
-    """The HTTP server on `ROTATIONS_HTTP_PORT`, started; None when the port is 0 (off).
+    """The HTTP server on `ROTATIONS_HTTP_HOST`:`ROTATIONS_HTTP_PORT` (this machine only unless
+    told otherwise), started; None when the port is 0 (off).
 
     Raises OSError when the port cannot be bound.
     """
     if settings.http_port == 0:
         return None
-    server = HttpServer(app or HttpApp(settings), settings.http_port)
+    server = HttpServer(app or HttpApp(settings), settings.http_port, settings.http_host)
     await server.start()
     return server

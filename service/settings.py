@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_000_000, alias="ROTATIONS_MAX_MESSAGE_BYTES")
     # Health, metrics and the AsyncAPI document over HTTP; 0 turns the HTTP server off.
     http_port: int = Field(8080, alias="ROTATIONS_HTTP_PORT", ge=0, le=65535)
+    # This machine only by default; a container sets 0.0.0.0 so its published port answers.
+    http_host: str = Field("127.0.0.1", alias="ROTATIONS_HTTP_HOST", min_length=1)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

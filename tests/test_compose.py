@@ -42,6 +42,16 @@ def healthcheck_command(service: dict[str, Any]) -> str:
     return " ".join(test[1:])
 
 
+def dockerfile_env(text: str) -> dict[str, str]:
+    """Every `ENV KEY=VALUE ...` of a Dockerfile (continued lines joined)."""
+    found: dict[str, str] = {}
+    for line in text.replace("\\\n", " ").splitlines():
+        words = line.split()
+        if words[:1] == ["ENV"]:
+            found.update(word.partition("=")[::2] for word in words[1:] if "=" in word)
+    return found
+
+
 def listener_map(listeners: str) -> dict[str, str]:
     """`NAME://host:port,...` as {NAME: host:port}; a malformed item fails the test by name."""
     found: dict[str, str] = {}
@@ -118,8 +128,12 @@ def test_service_environment_dependencies_and_readiness(services: dict[str, Any]
         "kafka": {"condition": "service_healthy"},
         "postgres": {"condition": "service_healthy"},
     }
+    # The service listens on 127.0.0.1 unless told otherwise: a published port needs all
+    # interfaces, and the healthcheck (from inside) reaches them on 127.0.0.1 too.
+    assert Settings.model_fields["http_host"].default == "127.0.0.1"
+    assert settings.http_host == "0.0.0.0"
     check = healthcheck_command(service)
-    assert "/health/ready" in check and "ROTATIONS_HTTP_PORT" in check
+    assert "/health/ready" in check and "ROTATIONS_HTTP_PORT" in check and "127.0.0.1" in check
     assert f"{settings.http_port}:{settings.http_port}" in service["ports"][0]
     assert service["build"]["context"] == "."
     assert (ROOT / service["build"].get("dockerfile", "Dockerfile")).is_file()
@@ -147,6 +161,8 @@ def test_dockerfile_installs_the_project_and_runs_the_service() -> None:
     assert lines[-1] == 'CMD ["rotations", "serve"]'
     assert "rotations" in pyproject["project"]["scripts"]
     assert "EXPOSE 8080" in lines
+    # Reachable through its published port even without compose's environment.
+    assert dockerfile_env(text)["ROTATIONS_HTTP_HOST"] == "0.0.0.0"
     assert any(line.startswith("USER ") and line != "USER root" for line in lines)
 
 
