@@ -23,9 +23,11 @@ RUN pip install . \
 
 USER rotations
 # All interfaces: the published port reaches the server through the container's own interface
-# (outside a container the service listens on 127.0.0.1 only).
+# (outside a container the service listens on 127.0.0.1 only). The store's default is the
+# user's data folder, which this user cannot create under /app: keep SQLite in /app/data.
 ENV ROTATIONS_HTTP_HOST=0.0.0.0 \
-    ROTATIONS_HTTP_PORT=8080
+    ROTATIONS_HTTP_PORT=8080 \
+    ROTATIONS_STORE=sqlite:////app/data/rotations.sqlite
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=6 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('ROTATIONS_HTTP_PORT', '8080'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/health/ready', timeout=4).status != 200)"]

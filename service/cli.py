@@ -71,17 +71,21 @@ def broker(
 @cli.command()
 def dev(
     port: Annotated[int, typer.Option(help="broker port on 127.0.0.1")] = 9092,
-    store: Annotated[str, typer.Option(help="event store URL")] = "sqlite:///data/rotations.sqlite",
+    store: Annotated[
+        str | None,
+        typer.Option(help="event store URL [default: ROTATIONS_STORE, else the user data folder]"),
+    ] = None,
 ) -> None:
     """Broker + service + SQLite in one command; Ctrl-C stops both."""
     from service.bootstrap import StartupError
     from service.embedded_broker import start_broker
     from service.runtime import serve as run
 
+    if store is not None:
+        os.environ["ROTATIONS_STORE"] = store
     configure_logging()
     running = start_broker(port)
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
-    os.environ.setdefault("ROTATIONS_STORE", store)
     os.environ.setdefault("ROTATIONS_DIRECTORY", "open")  # a demo needs no directory
     settings = Settings()
     console.print(
@@ -264,11 +268,16 @@ def show(
 
 
 def _open_store() -> RotationsApplication:
-    """The application on the configured store (ROTATIONS_STORE) and directory mode."""
+    """The application on the configured store (ROTATIONS_STORE) and directory mode; one line
+    and exit 2 when there is no store there (opening it would create an empty one)."""
     from service.bootstrap import StartupError, open_application
+    from service.store import missing_store
 
+    settings = Settings()
+    if (path := missing_store(settings.store)) is not None:
+        fail(f"no store at {path} (set ROTATIONS_STORE to the store's URL)", 2)
     try:
-        return open_application(Settings())
+        return open_application(settings)
     except StartupError as error:
         fail(str(error), 2)
         raise

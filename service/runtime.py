@@ -11,6 +11,7 @@ from service.bootstrap import StartupError, build_service, open_http
 from service.events_publisher import publish_events
 from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
+from service.store import missing_store
 from service.topics import ensure_topics
 
 __all__ = ["StartupError", "serve"]
@@ -72,6 +73,9 @@ class EventsPublishing:
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, with health, metrics and AsyncAPI over HTTP alongside."""
     http = await open_http(settings)  # first: live (and not ready) during startup
+    if (path := missing_store(settings.store)) is not None:
+        # Said once, so a store that "lost" its data is seen to be a different file.
+        log.info(f"no store at {path}; starting an empty one")
     try:
         service = await build_service(settings)
     except BaseException:

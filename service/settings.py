@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
+from platformdirs import user_data_path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_NAME = "rotations"
+
+
+def default_store_url() -> str:
+    """A SQLite file in the user's data folder (`$XDG_DATA_HOME/rotations` on Linux), the same
+    from every working directory: a relative default made a new, empty store per folder."""
+    return f"sqlite:///{user_data_path(APP_NAME, appauthor=False) / 'rotations.sqlite'}"
 
 
 class Settings(BaseSettings):
@@ -15,7 +24,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field("rotations.", alias="ROTATIONS_TOPIC_PREFIX")
-    store: str = Field("sqlite:///data/rotations.sqlite", alias="ROTATIONS_STORE")
+    store: str = Field(default_factory=default_store_url, alias="ROTATIONS_STORE")
     group_id: str = Field("rotations-service", alias="ROTATIONS_GROUP_ID")
     partitions: int = Field(6, alias="ROTATIONS_PARTITIONS", ge=1)
     # Tansu holds a waiting fetch for the full wait even when data arrives, so request

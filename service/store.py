@@ -10,11 +10,28 @@ class StoreUrlError(ValueError):
     """The store URL names no store we know how to open."""
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of a `sqlite:///PATH` URL (`:memory:` included); None for any other store."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    return url[len("sqlite:///") :] if url.startswith("sqlite:///") else parts.path
+
+
+def missing_store(url: str) -> Path | None:
+    """Where a SQLite store would be when no file is there yet (opening it creates an empty
+    one); None when there is one, or the store is not a file (PostgreSQL, `:memory:`)."""
+    path = sqlite_path(url)
+    if not path or path == ":memory:" or Path(path).exists():
+        return None
+    return Path(path).absolute()
+
+
 def store_environment(url: str) -> dict[str, str]:
     """`sqlite:///PATH` or `postgresql://USER[:PASS]@HOST:PORT/DB[?schema=NAME]`."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parts.path
+        path = sqlite_path(url)
         if not path:
             raise StoreUrlError(f"no file in store URL {url!r}")
         if path != ":memory:":
