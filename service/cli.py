@@ -20,6 +20,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:  # the CLI starts fast: the store's modules load when a command needs them
     from service.application import RotationsApplication
+    from service.embedded_broker import EmbeddedBroker
 
 cli = typer.Typer(
     help="Meeting rotations: round-robin host assignment, event-sourced, over Kafka.",
@@ -51,21 +52,44 @@ def serve() -> None:
         pass
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: unwind through `finally`, which stops the broker child."""
+    raise KeyboardInterrupt
+
+
+def _check_free(ports: list[tuple[str, int, str]]) -> None:
+    """Each (host, port, what) free, or one line and exit 2, before anything is printed or
+    started (a second broker would fail to bind while the first answered in its place)."""
+    from service.embedded_broker import port_in_use
+
+    for host, port, what in ports:
+        if port and port_in_use(host, port):
+            fail(
+                f"{host}:{port} ({what}) is already in use: is another `rotations dev` "
+                "or `rotations broker` running?",
+                2,
+            )
+
+
 @cli.command()
 def broker(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 9092,
 ) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu, in memory) until Ctrl-C."""
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) until Ctrl-C or SIGTERM."""
     from service.embedded_broker import start_broker
 
-    running = start_broker(port)
-    console.print(f"broker listening; KAFKA_BOOTSTRAP_SERVERS={running.bootstrap_servers}")
+    _check_free([("127.0.0.1", port, "the broker's port, --port")])
+    signal.signal(signal.SIGTERM, _interrupt)
+    running: EmbeddedBroker | None = None  # interrupted while starting: stopped at exit
     try:
+        running = start_broker(port)
+        console.print(f"broker listening; KAFKA_BOOTSTRAP_SERVERS={running.bootstrap_servers}")
         running.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        running.stop()
+        if running is not None:
+            running.stop()
 
 
 @cli.command()
@@ -76,31 +100,44 @@ def dev(
         typer.Option(help="event store URL [default: ROTATIONS_STORE, else the user data folder]"),
     ] = None,
 ) -> None:
-    """Broker + service + SQLite in one command; Ctrl-C stops both."""
+    """Broker + service + SQLite in one command; Ctrl-C (or SIGTERM) stops both."""
     from service.bootstrap import StartupError
     from service.embedded_broker import start_broker
     from service.runtime import serve as run
 
     if store is not None:
         os.environ["ROTATIONS_STORE"] = store
-    configure_logging()
-    running = start_broker(port)
-    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
     os.environ.setdefault("ROTATIONS_DIRECTORY", "open")  # a demo needs no directory
     settings = Settings()
-    console.print(
-        f"broker at {running.bootstrap_servers}, store {settings.store}; "
-        "try: rotations send CreateRotation --rotation-id demo --field name=Sales "
-        "--field members=kari,ola"
+    _check_free(
+        [
+            ("127.0.0.1", port, "the broker's port, --port"),
+            (settings.http_host, settings.http_port, "the HTTP port, ROTATIONS_HTTP_PORT"),
+        ]
     )
+    configure_logging()
+    signal.signal(signal.SIGTERM, _interrupt)  # until the service's loop handles it
+    running: EmbeddedBroker | None = None  # interrupted while starting: stopped at exit
     try:
+        running = start_broker(port)
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
+        settings = Settings()
+        console.print(
+            f"broker at {running.bootstrap_servers}, store {settings.store}; "
+            "try: rotations send CreateRotation --rotation-id demo --field name=Sales "
+            "--field members=kari,ola"
+        )
+        # The service's loop stops its consumers on Ctrl-C/SIGTERM; the broker, in a session
+        # of its own, gets neither and is stopped after them (stopped first, the consumers
+        # would log a screenful of connection errors).
         asyncio.run(run(settings))
     except StartupError as error:
         fail(str(error), 2)
     except KeyboardInterrupt:
         pass
     finally:
-        running.stop()
+        if running is not None:
+            running.stop()
 
 
 async def _with_client(action: Any, timeout: float) -> Any:
