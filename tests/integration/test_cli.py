@@ -40,6 +40,7 @@ def test_dev_send_suggest_and_ctrl_c(tmp_path: Path) -> None:
         "COLUMNS": "200",
     }
     env.pop("ROTATIONS_STORE", None)
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")  # the default store, never the real one
     dev = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "dev", "--port", str(port)],
         cwd=tmp_path,
@@ -98,7 +99,7 @@ def test_dev_send_suggest_and_ctrl_c(tmp_path: Path) -> None:
         )
         assert refused.returncode == 1
         assert json.loads(refused.stdout)["error"]["code"] == "already_member"
-        assert (tmp_path / "data" / "rotations.sqlite").exists()
+        assert (tmp_path / "xdg" / "rotations" / "rotations.sqlite").exists()
 
         seeded = rotations(
             "directory", "user", "per", "--permission", "manage_rotations", cwd=tmp_path, env=env

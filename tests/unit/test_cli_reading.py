@@ -82,7 +82,9 @@ def test_list_does_not_move_the_read_model(store: str) -> None:
 
 
 def test_list_of_an_empty_store(tmp_path: Path) -> None:
-    code, output = invoke(f"sqlite:///{tmp_path}/empty.sqlite", "list", "--json")
+    url = f"sqlite:///{tmp_path}/empty.sqlite"
+    RotationsApplication(env=store_environment(url)).close()  # a store with nothing in it
+    code, output = invoke(url, "list", "--json")
 
     assert code == 0 and output == ""
 
