@@ -64,9 +64,13 @@ def current_user(user_id: str) -> DirectoryUser | None:
     from service.bootstrap import StartupError, open_application
     from service.cli import fail
     from service.settings import Settings
+    from service.store import missing_store
 
+    settings = Settings()
+    if missing_store(settings.store) is not None:
+        return None  # no store yet, so nobody in it: opening one would create it
     try:
-        app = open_application(Settings())
+        app = open_application(settings)
     except StartupError as error:
         fail(
             f"{error}; cannot read {user_id!r} to change only what you named: "

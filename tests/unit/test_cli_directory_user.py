@@ -118,3 +118,14 @@ def test_deactivate_needs_no_store(published: list[dict[str, Any]]) -> None:
 
     assert code == 0, output
     assert facts_of(published) == {"type": "UserDeactivated", "user_id": "kari"}
+
+
+def test_no_store_yet_means_an_unknown_user_and_creates_none(
+    tmp_path: Path, published: list[dict[str, Any]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/none-yet.sqlite"
+    code, output = invoke(url, "kari", "--name", "Kari")
+
+    assert code == 0, output
+    assert facts_of(published)["name"] == "Kari"
+    assert not (tmp_path / "none-yet.sqlite").exists()
