@@ -36,7 +36,8 @@ from prometheus_client.registry import Collector
 
 from service import contracts as c
 from service.asyncapi import AsyncAPIDocument, build_asyncapi
-from service.kafka_app import Record, RotationsKafkaApp
+from service.kafka_app import RotationsKafkaApp
+from service.kafka_positions import Record
 from service.settings import Settings
 
 log = logging.getLogger("rotations.http")

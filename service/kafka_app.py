@@ -1,11 +1,8 @@
-"""The faststream edges: command consumer, suggestion responder, dead letters, replies.
+"""The faststream app: the command consumer, the suggestion and directory responders.
 
-Suggestions and directory facts are typed handlers that return their reply: faststream decodes
-(`service.parsing.decoder`) and publishes the return value to the request's `reply_to` header
-topic with its `correlation_id`. `AnsweringMiddleware` keeps the rules faststream does not
-know: bad input is answered and dead-lettered, an illegal `reply_to` is never published to, and
-a reply that fails or times out is dead-lettered instead of stopping the consumer. The command
-batch keeps its own path (one transaction per fetch, batched replies through `record_sender`).
+Suggestions and directory facts are answered by return value (`service.answering`); the
+command batch keeps its own path (one transaction per fetch, batched replies through
+`record_sender`), measured faster than a message at a time.
 """
 
 from __future__ import annotations
@@ -15,28 +12,28 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from eventsourcing.persistence import Tracking
-from faststream import ContextRepo, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.response import KafkaPublishCommand
-from faststream.message import StreamMessage
-from faststream.middlewares import AckPolicy, BaseMiddleware
+from faststream.middlewares import AckPolicy
 from pydantic import BaseModel, TypeAdapter
 
-from events.errors import RotationError
-from projections.point_in_time import suggest_as_of
 from projections.rotation_view import RotationProjector
 from service import contracts as c
+from service.answering import (
+    CURRENT_RECORD,
+    Answering,
+    Rejected,
+    Reply,
+    directory_rejection,
+    suggestion_rejection,
+)
 from service.application import RotationsApplication
+from service.kafka_positions import FromStartOnNewCluster, Record, ResumeFromStore, tracking_for
 from service.kafka_records import (
     LEGAL_TOPIC,
     header,
@@ -48,28 +45,12 @@ from service.kafka_records import (
 from service.parsing import InvalidMessage, decoder, parse
 from service.record_sender import BatchSender, BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
-from service.topics import describe_cluster_id
+from service.suggestions import answer_suggestion
 
 log = logging.getLogger("rotations.kafka")
 
 STARTUP_GRACE_SECONDS = 30.0
 SUGGEST_ADAPTER: TypeAdapter[c.SuggestHost] = TypeAdapter(c.SuggestHost)
-Record: TypeAlias = ConsumerRecord[Any, Any]
-Reply: TypeAlias = c.CommandReply | c.SuggestionReply
-# The record a request handler is answering (set by `AnsweringMiddleware`): with
-# `apply_types=False` faststream hands a handler its decoded body only, and a directory fact
-# is stored with its Kafka position.
-CURRENT_RECORD: ContextVar[Record] = ContextVar("rotations_current_record")
-
-
-def tracking_name(cluster_id: str, topic: str, partition: int) -> str:
-    """Offsets only mean something within one cluster's topic partition."""
-    return f"kafka:{cluster_id}:{topic}:{partition}"
-
-
-def tracking_for(cluster_id: str, record: Record) -> Tracking:
-    """Kafka position as an eventsourcing tracking record (ids start at 1: offset + 1)."""
-    return Tracking(tracking_name(cluster_id, record.topic, record.partition), record.offset + 1)
 
 
 def dump(model: BaseModel) -> bytes:
@@ -86,192 +67,6 @@ class ServiceObserver(Protocol):
     def dead_lettered(self, record: Record, error: c.ErrorBody) -> None: ...
 
     def suggestion_answered(self, request: c.SuggestHost, seconds: float) -> None: ...
-
-
-class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On every assignment, seek to the position the store says was handled last.
-
-    The store, not the committed offset, is the truth: a message whose effects were saved
-    but whose offset commit was lost is skipped instead of applied twice.
-    """
-
-    def __init__(
-        self,
-        app: RotationsApplication,
-        cluster_id: str,
-        consumer: Callable[[], Any],
-        bootstrap_servers: str,
-    ) -> None:
-        self.app = app
-        self.bootstrap_servers = bootstrap_servers
-        self.cluster_id = cluster_id
-        self.consumer = consumer
-        self.assigned = asyncio.Event()
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
-        if revoked:
-            self.assigned.clear()  # not ready again until the rebalance assigns partitions
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self.consumer()
-        if consumer is not None:
-            await self._refresh_cluster_id()
-        for tp in assigned:
-            stored = await asyncio.to_thread(
-                self.app.recorder.max_tracking_id,
-                tracking_name(self.cluster_id, tp.topic, tp.partition),
-            )
-            if stored is not None and consumer is not None:
-                consumer.seek(tp, stored)  # tracking id = last handled offset + 1
-        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
-        self.assigned.set()
-
-    async def _refresh_cluster_id(self) -> None:
-        """A broker that came back as a new cluster restarts offsets: track under its id."""
-        try:
-            current = await describe_cluster_id(self.bootstrap_servers)
-        except Exception as error:  # keep the known id; the next assignment tries again
-            log.warning("cluster id lookup failed: %r", error)
-            return
-        if current != self.cluster_id:
-            log.warning("broker cluster changed", extra={"old": self.cluster_id, "new": current})
-            self.cluster_id = current
-
-
-class FromStartOnNewCluster(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On an assignment from a cluster not seen before, read the partitions from offset 0.
-
-    A restarted in-memory broker is a new cluster whose offsets start at 0 again, and a
-    consumer group commits its old (higher) positions to it while rejoining: without this,
-    the first messages on the new cluster would be skipped.
-    """
-
-    def __init__(self, cluster_id: str, consumer: Callable[[], Any], bootstrap: str) -> None:
-        self.cluster_id = cluster_id
-        self.consumer = consumer
-        self.bootstrap_servers = bootstrap
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self.consumer()
-        if consumer is None or not assigned:
-            return
-        try:
-            current = await describe_cluster_id(self.bootstrap_servers)
-        except Exception as error:  # keep the positions; the next assignment looks again
-            log.warning("cluster id lookup failed: %r", error)
-            return
-        if current != self.cluster_id:
-            self.cluster_id = current
-            await consumer.seek_to_beginning(*assigned)
-
-
-class Rejected(Exception):
-    """A handler refuses its input: the reply it carries is sent, and the message is
-    dead-lettered."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.error.message if reply.error is not None else "rejected")
-        self.reply = reply
-
-
-@dataclass(frozen=True)
-class Answering:
-    """faststream middleware factory for a subscriber answered by return value."""
-
-    reject: Callable[[InvalidMessage], Reply]  # the reply to input that fails its schema
-    dead_letter: Callable[[Record, c.ErrorBody], Awaitable[None]]
-    reply_timeout: float
-
-    def __call__(self, msg: Any, /, *, context: ContextRepo) -> AnsweringMiddleware:
-        return AnsweringMiddleware(msg, context=context, answering=self)
-
-
-class AnsweringMiddleware(BaseMiddleware[KafkaPublishCommand, Record]):
-    """One message's answer: bad input becomes an error reply, the reply is guarded, and a
-    rejected or unanswered message is dead-lettered once faststream has tried to reply."""
-
-    def __init__(self, msg: Record, /, *, context: ContextRepo, answering: Answering) -> None:
-        super().__init__(msg, context=context)
-        self.answering = answering
-        self.rejection: c.ErrorBody | None = None
-        self.undelivered: str | None = None
-
-    async def consume_scope(
-        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
-    ) -> Any:
-        token = CURRENT_RECORD.set(msg.raw_message)
-        try:
-            return await call_next(msg)  # decoding (and InvalidMessage) happens in here
-        except InvalidMessage as error:
-            reply = self.answering.reject(error)
-        except Rejected as rejected:
-            reply = rejected.reply
-        finally:
-            CURRENT_RECORD.reset(token)
-        self.rejection = reply.error
-        record: Record = msg.raw_message
-        log.warning(
-            "message rejected",
-            extra={
-                "code": reply.error.code if reply.error is not None else None,
-                "reason": reply.error.message if reply.error is not None else None,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-            },
-        )
-        return reply  # faststream replies with it, as with any return value
-
-    async def publish_scope(
-        self,
-        call_next: Callable[[KafkaPublishCommand], Awaitable[Any]],
-        cmd: KafkaPublishCommand,
-    ) -> Any:
-        """The reply: never to an illegal topic name, within the timeout, never raising."""
-        topic = cmd.destination
-        if not LEGAL_TOPIC.match(topic):
-            self.undelivered = f"reply_to {topic[:60]!r} is not a legal topic name"
-            log.warning("reply not sent: %s", self.undelivered)
-            return None
-        try:
-            return await asyncio.wait_for(call_next(cmd), timeout=self.answering.reply_timeout)
-        except Exception as error:  # an unwritable reply topic must not stop the consumer
-            log.warning("reply to %s failed: %r", topic, error)
-            self.undelivered = f"reply to {topic!r} failed: {type(error).__name__}"
-            return None
-
-    async def after_processed(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_val: BaseException | None = None,
-        exc_tb: TracebackType | None = None,
-    ) -> bool | None:
-        """Dead-letter a rejected or unanswered message; other errors go on to faststream
-        (logged, then acknowledged by the subscriber's policy)."""
-        if exc_type is not None or (self.rejection is None and self.undelivered is None):
-            return False
-        error = self.rejection or c.ErrorBody(
-            code="reply_undelivered", message="answered, but the reply was not delivered"
-        )
-        if self.undelivered is not None:
-            error = c.ErrorBody(code=error.code, message=f"{error.message} ({self.undelivered})")
-        await self.answering.dead_letter(self.msg, error)
-        return False
-
-
-def suggestion_rejection(error: InvalidMessage) -> c.SuggestionReply:
-    return c.SuggestionReply(
-        rotation_id=error.partial.get("rotation_id"),
-        error=c.ErrorBody(code=error.code, message=str(error)),
-    )
-
-
-def directory_rejection(error: InvalidMessage) -> c.CommandReply:
-    return c.CommandReply(status="rejected", error=c.ErrorBody(code=error.code, message=str(error)))
 
 
 class RotationsKafkaApp:
@@ -318,7 +113,7 @@ class RotationsKafkaApp:
         self.stored = asyncio.Event()  # set whenever commands were stored (wakes followers)
         self._attempts: dict[tuple[int, int], int] = {}
         self.listener = ResumeFromStore(
-            app,
+            app.recorder,
             cluster_id,
             lambda: self.command_subscriber.consumer,
             settings.kafka_bootstrap_servers,
@@ -523,52 +318,15 @@ class RotationsKafkaApp:
         """Answer from the read model as it stands after every write stored before
         `requested_at` (a `time.monotonic()` value; default: now)."""
         started = time.perf_counter()
-        reply = self._answer_suggestion(
-            request, time.monotonic() if requested_at is None else requested_at
+        reply = answer_suggestion(
+            self.app,
+            self.projector,
+            request,
+            time.monotonic() if requested_at is None else requested_at,
         )
         for observer in self.observers:
             observer.suggestion_answered(request, time.perf_counter() - started)
         return reply
-
-    def _answer_suggestion(self, request: c.SuggestHost, requested_at: float) -> c.SuggestionReply:
-        try:
-            if request.as_of is not None:
-                answer = suggest_as_of(
-                    self.app, request.rotation_id, request.as_of, request.exclude
-                )
-            else:
-                # Reflect every command acknowledged before this request, including those
-                # another instance stored: one indexed read when nothing is new, shared by
-                # the requests that arrived before it started.
-                self.projector.refresh(requested_at)
-                self.app.refresh_caches()  # directory users another instance recorded
-                answer = self.projector.suggest(
-                    request.rotation_id, request.exclude, self.app.ineligible_users
-                )
-        except RotationError as error:
-            return c.SuggestionReply(
-                rotation_id=request.rotation_id,
-                error=c.ErrorBody(code=error.code, message=str(error)),
-            )
-        suggestion = answer.suggestion
-        return c.SuggestionReply(
-            rotation_id=request.rotation_id,
-            host_id=suggestion.host_id,
-            reason=suggestion.reason,
-            candidates=[
-                c.Candidate(
-                    user_id=s.user_id,
-                    meetings=s.meetings,
-                    last_assigned_at=s.last_assigned_at,
-                    available=s.available,
-                    joined_at=s.joined_at,
-                    eligible=s.eligible,
-                    why=s.why,
-                )
-                for s in suggestion.candidates
-            ],
-            position=answer.position,
-        )
 
     # -- replies and dead letters --------------------------------------------------------
 

@@ -19,8 +19,10 @@ from faststream.response.publish_type import PublishType
 
 from projections.rotation_view import RotationProjector, open_view
 from service import contracts as c
+from service.answering import Answering, AnsweringMiddleware
 from service.application import RotationsApplication
-from service.kafka_app import Answering, AnsweringMiddleware, Record, RotationsKafkaApp
+from service.kafka_app import RotationsKafkaApp
+from service.kafka_positions import Record
 from service.kafka_records import whole_message
 from service.settings import Settings
 from service.store import store_environment
