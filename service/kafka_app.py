@@ -19,6 +19,7 @@ from eventsourcing.persistence import Tracking
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import LogicSubscriber
 from faststream.middlewares import AckPolicy
 from pydantic import BaseModel, TypeAdapter
 
@@ -118,7 +119,14 @@ class RotationsKafkaApp:
             lambda: self.command_subscriber.consumer,
             settings.kafka_bootstrap_servers,
         )
-        self.command_subscriber = self.broker.subscriber(
+        self.command_subscriber = self._subscribe_commands(settings)
+        self.suggest_subscriber, self.directory_subscriber = self._subscribe_requests(
+            settings, cluster_id
+        )
+
+    def _subscribe_commands(self, settings: Settings) -> LogicSubscriber[Any]:
+        """Commands in batches (one transaction per fetch), from the stored positions."""
+        subscriber = self.broker.subscriber(
             settings.commands_topic,
             group_id=settings.group_id,
             batch=True,
@@ -135,11 +143,17 @@ class RotationsKafkaApp:
             description="Commands (CreateRotation, AddMember, BookMeeting, ...) keyed by "
             "rotation id; each is answered on its reply_to topic",
         )
-        self.command_subscriber(self.on_commands)
+        subscriber(self.on_commands)
+        return subscriber
+
+    def _subscribe_requests(
+        self, settings: Settings, cluster_id: str
+    ) -> tuple[LogicSubscriber[Any], LogicSubscriber[Any]]:
+        """Suggestions and directory facts, each answered by its handler's return value."""
         # Routers only to scope each answering middleware to its subscriber.
         suggestions = KafkaRouter(middlewares=[self._answering(suggestion_rejection)])
         directory = KafkaRouter(middlewares=[self._answering(directory_rejection)])
-        self.suggest_subscriber = suggestions.subscriber(
+        suggest = suggestions.subscriber(
             settings.suggest_topic,
             group_id=f"{settings.group_id}-queries",
             # Requests sent while the service starts are answered too.
@@ -159,8 +173,8 @@ class RotationsKafkaApp:
             title="rotations.suggest-host",
             description="Host-suggestion requests, answered on the reply_to topic",
         )
-        self.suggest_subscriber(self.on_suggest)
-        self.directory_subscriber = directory.subscriber(
+        suggest(self.on_suggest)
+        facts = directory.subscriber(
             settings.directory_topic,
             group_id=f"{settings.group_id}-directory",
             auto_offset_reset="earliest",
@@ -177,8 +191,9 @@ class RotationsKafkaApp:
             description="UserUpdated, UserDeactivated and TeamUpdated facts from the user "
             "directory, stored as events (idempotent by message_id)",
         )
-        self.directory_subscriber(self.on_directory)
+        facts(self.on_directory)
         self.broker.include_routers(suggestions, directory)
+        return suggest, facts
 
     def _answering(self, reject: Callable[[InvalidMessage], Reply]) -> Answering:
         return Answering(reject, self.dead_letter, self.settings.reply_timeout_seconds)
