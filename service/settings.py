@@ -47,6 +47,32 @@ class Settings(BaseSettings):
     # This machine only by default; a container sets 0.0.0.0 so its published port answers.
     http_host: str = Field("127.0.0.1", alias="ROTATIONS_HTTP_HOST", min_length=1)
 
+    # -- Kafka security: the names other Kafka tools use (every client of the project) ----
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = Field(
+        "PLAIN", alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: str | None = Field(None, alias="KAFKA_SASL_PASSWORD", repr=False)
+    # A secret mounted by an orchestrator: read when KAFKA_SASL_PASSWORD is not set.
+    kafka_sasl_password_file: str | None = Field(None, alias="KAFKA_SASL_PASSWORD_FILE")
+    kafka_ssl_cafile: str | None = Field(None, alias="KAFKA_SSL_CAFILE")
+    kafka_ssl_certfile: str | None = Field(None, alias="KAFKA_SSL_CERTFILE")
+    kafka_ssl_keyfile: str | None = Field(None, alias="KAFKA_SSL_KEYFILE")
+
+    # -- signed actors: the actor of a command is the `sub` of its bearer token ----------
+    actor_tokens: Literal["off", "required"] = Field("off", alias="ROTATIONS_ACTOR_TOKENS")
+    actor_keys: str | None = Field(None, alias="ROTATIONS_ACTOR_KEYS")  # a PEM or JWKS file
+    actor_issuer: str | None = Field(None, alias="ROTATIONS_ACTOR_ISSUER")
+    actor_audience: str | None = Field(None, alias="ROTATIONS_ACTOR_AUDIENCE")
+    actor_clock_skew_seconds: float = Field(30.0, alias="ROTATIONS_ACTOR_CLOCK_SKEW_SECONDS", ge=0)
+
+    # -- events encrypted at rest (the eventsourcing library's AES-GCM cipher) -----------
+    cipher_key: str | None = Field(None, alias="ROTATIONS_CIPHER_KEY", repr=False)
+    cipher_key_file: str | None = Field(None, alias="ROTATIONS_CIPHER_KEY_FILE")
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
