@@ -12,6 +12,7 @@ import logging
 from faststream.kafka import KafkaBroker
 
 from projections.rotation_view import RotationProjector, open_view
+from service.actor_tokens import ActorKeysError, ActorVerifier
 from service.application import RotationsApplication
 from service.http import HttpServer, start_http
 from service.kafka_app import RotationsKafkaApp
@@ -47,23 +48,36 @@ def open_read_model(app: RotationsApplication) -> RotationProjector:
     return projector
 
 
+def open_verifier(settings: Settings) -> ActorVerifier | None:
+    """The signed actors' verifier (ROTATIONS_ACTOR_TOKENS=required), its keys read once."""
+    if settings.actor_tokens != "required":
+        return None
+    try:
+        return ActorVerifier.from_settings(settings)
+    except ActorKeysError as error:
+        raise StartupError(str(error)) from error
+
+
 async def build_service(settings: Settings, broker: KafkaBroker | None = None) -> RotationsKafkaApp:
     """Store, application, read model and the Kafka app (topics created when missing).
 
     `broker`: faststream's test broker, for tests without a real one (no topics then).
     """
+    verifier = open_verifier(settings)  # before the store: a bad keys file fails fast
     app = await asyncio.to_thread(open_application, settings)
     try:
         if await asyncio.to_thread(app.record_directory_mode):
             log.info("directory mode recorded", extra={"mode": settings.directory})
         projector = await asyncio.to_thread(open_read_model, app)
         if broker is not None:
-            return RotationsKafkaApp(settings, app, projector, "test", broker=broker)
+            return RotationsKafkaApp(
+                settings, app, projector, "test", broker=broker, verifier=verifier
+            )
         cluster_id = await _ensure_topics(settings)
     except BaseException:
         app.close()
         raise
-    return RotationsKafkaApp(settings, app, projector, cluster_id)
+    return RotationsKafkaApp(settings, app, projector, cluster_id, verifier=verifier)
 
 
 async def _ensure_topics(settings: Settings) -> str:

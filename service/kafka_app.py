@@ -25,6 +25,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from projections.rotation_view import RotationProjector
 from service import contracts as c
+from service.actor_tokens import ActorVerifier, verify_commands, without_token
 from service.answering import (
     CURRENT_RECORD,
     Answering,
@@ -80,7 +81,12 @@ class RotationsKafkaApp:
         projector: RotationProjector,
         cluster_id: str,
         broker: KafkaBroker | None = None,
+        verifier: ActorVerifier | None = None,
     ) -> None:
+        if settings.actor_tokens == "required" and verifier is None:
+            raise ValueError("ROTATIONS_ACTOR_TOKENS=required needs an ActorVerifier")
+        # Signed actors: None when off, so the command path does no per-record work for them.
+        self.verifier = verifier if settings.actor_tokens == "required" else None
         self.settings = settings
         self.app = app
         self.projector = projector
@@ -233,9 +239,25 @@ class RotationsKafkaApp:
                     rotation_id=error.partial.get("rotation_id"),
                     error=c.ErrorBody(code=error.code, message=str(error)),
                 )
-                await self._reject(record, reply.error, dump(reply))  # type: ignore[arg-type]
+                rejected = record if self.verifier is None else without_token(record)
+                await self._reject(rejected, reply.error, dump(reply))  # type: ignore[arg-type]
                 continue
             valid.append((record, command))
+        if self.verifier is not None and valid:
+            # Signed actors: a refused command is not executed (and leaves no receipt); every
+            # record's token is blanked before it can reach a dead letter.
+            valid, refused = await asyncio.to_thread(verify_commands, self.verifier, valid)
+            refusals = []
+            for record, command, forbidden in refused:
+                body = c.ErrorBody(code=forbidden.code, message=str(forbidden))
+                refusal = c.CommandReply(
+                    status="rejected",
+                    command_id=command.command_id,
+                    rotation_id=command.rotation_id,
+                    error=body,
+                )
+                refusals.append(self._reject(record, body, dump(refusal)))
+            await asyncio.gather(*refusals)
         answers: list[Coroutine[Any, Any, object]] = []
         accepted: list[OutgoingRecord] = []
         if not valid:
