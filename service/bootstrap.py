@@ -14,10 +14,11 @@ from faststream.kafka import KafkaBroker
 from projections.rotation_view import RotationProjector, open_view
 from service.actor_tokens import ActorKeysError, ActorVerifier
 from service.application import RotationsApplication
+from service.cipher_check import CipherMismatch, check_store_cipher, cipher_environment
 from service.http import HttpServer, start_http
 from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
-from service.store import store_environment
+from service.store import redacted, store_environment
 from service.topics import ensure_topics
 
 log = logging.getLogger("rotations.service")
@@ -28,15 +29,33 @@ class StartupError(RuntimeError):
 
 
 def open_application(settings: Settings) -> RotationsApplication:
-    """The write side on the configured store, with the configured directory mode."""
+    """The write side on the configured store, with the configured directory mode; its events
+    encrypted when a cipher key is configured, and the store checked to agree with the key
+    (`service.cipher_check`). Any failure is one `StartupError` line."""
+    store = redacted(settings.store)
     try:
-        return RotationsApplication(
-            env=store_environment(settings.store),
-            conflict_retries=settings.conflict_retries,
-            directory=settings.directory,
+        env = {**store_environment(settings.store), **cipher_environment(settings)}
+        app = RotationsApplication(
+            env=env, conflict_retries=settings.conflict_retries, directory=settings.directory
         )
+    except CipherMismatch as error:
+        raise StartupError(str(error)) from error
     except Exception as error:
-        raise StartupError(f"cannot open the event store {settings.store!r}: {error}") from error
+        raise StartupError(f"cannot open the event store {store!r}: {_line(error)}") from error
+    try:
+        check_store_cipher(app, repr(store))
+    except CipherMismatch as error:
+        app.close()
+        raise StartupError(str(error)) from error
+    except Exception as error:
+        app.close()
+        raise StartupError(f"cannot read the event store {store!r}: {_line(error)}") from error
+    return app
+
+
+def _line(error: Exception) -> str:
+    """The error on one line (psycopg's messages have several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def open_read_model(app: RotationsApplication) -> RotationProjector:

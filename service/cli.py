@@ -41,12 +41,15 @@ def fail(message: str, code: int = 1) -> None:
 def serve() -> None:
     """Run the service, configured from the environment (see the README's table)."""
     from service.bootstrap import StartupError
+    from service.kafka_security import KafkaSecurityError, kafka_security
     from service.runtime import serve as run
 
     configure_logging()
     try:
-        asyncio.run(run(Settings()))
-    except StartupError as error:
+        settings = Settings()
+        kafka_security(settings)  # an unusable TLS or SASL setting: said before anything starts
+        asyncio.run(run(settings))
+    except (StartupError, KafkaSecurityError) as error:
         fail(str(error), 2)
     except KeyboardInterrupt:
         pass
@@ -151,9 +154,13 @@ def _talk(action: Any, timeout: float) -> Any:
     """Run one request; every failure becomes one clear line and a non-zero exit."""
     from aiokafka.errors import KafkaError
 
+    from service.kafka_security import KafkaSecurityError
+
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one line below says it
     try:
         return asyncio.run(_with_client(action, timeout))
+    except KafkaSecurityError as error:  # a TLS or SASL setting, or an untrusted broker
+        fail(str(error), 2)
     except TimeoutError:
         fail(f"no reply within {timeout}s: is the service running?")
     except (KafkaError, OSError) as error:

@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker, TopicPartition
 from faststream.kafka.annotations import KafkaMessage
 
 from service.kafka_records import whole_message
+from service.kafka_security import broker_options
 from service.settings import Settings
 from service.topics import ensure_topics
 
@@ -34,6 +35,7 @@ class RotationsClient:
             apply_types=False,
             linger_ms=0,
             logger=None,
+            **broker_options(self.settings),
         )
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         subscriber = self.broker.subscriber(
@@ -46,7 +48,7 @@ class RotationsClient:
         subscriber(self._on_reply)
 
     async def start(self) -> None:
-        await ensure_topics(self.settings.kafka_bootstrap_servers, [self.reply_topic], 1)
+        await ensure_topics(self.settings, [self.reply_topic], 1)
         await self.broker.start()
 
     async def stop(self) -> None:

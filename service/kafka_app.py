@@ -44,6 +44,7 @@ from service.kafka_records import (
     sanitising_parser,
     whole_message,
 )
+from service.kafka_security import broker_options, kafka_security
 from service.parsing import InvalidMessage, decoder, parse
 from service.record_sender import BatchSender, BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
@@ -98,6 +99,7 @@ class RotationsKafkaApp:
             graceful_timeout=10.0,
             logger=logging.getLogger("rotations.faststream"),
             log_level=logging.DEBUG,
+            **broker_options(settings),
         )
         self.faststream = FastStream(self.broker)
         self.started = asyncio.Event()  # every consumer started (faststream's after_startup)
@@ -108,7 +110,10 @@ class RotationsKafkaApp:
         self.sender: RecordSender
         if broker is None:
             batch_sender = BatchSender(
-                settings.kafka_bootstrap_servers, settings.linger_ms, "rotations-service-out"
+                settings.kafka_bootstrap_servers,
+                settings.linger_ms,
+                "rotations-service-out",
+                security=kafka_security(settings),
             )
             self.faststream.on_startup(batch_sender.start)
             self.faststream.after_shutdown(batch_sender.stop)

@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from faststream.kafka import KafkaBroker
 
+from service.kafka_security import KafkaSecurity
+
 
 @dataclass(frozen=True)
 class OutgoingRecord:
@@ -78,12 +80,15 @@ class BatchSender:
         linger_ms: int,
         client_id: str,
         max_batch_size: int = 16384,
+        security: KafkaSecurity | None = None,
     ) -> None:
+        """`security`: the settings' TLS and SASL (`kafka_security`); None is PLAINTEXT."""
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             linger_ms=linger_ms,
             client_id=client_id,
             max_batch_size=max_batch_size,
+            **(security.client_options() if security is not None else {}),
         )
 
     async def start(self) -> None:
