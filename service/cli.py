@@ -184,12 +184,42 @@ def send(
         list[str] | None,
         typer.Option(help="NAME=VALUE, parsed by the command's schema; lists a,b; record=deal:42"),
     ] = None,
-    actor: Annotated[str, typer.Option(help="the user issuing the command")] = "cli",
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            help="the user issuing the command  [default: the token's subject, else cli]",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="signed actors: a JWT, sent as the header authorization: Bearer <JWT>"),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="signed actors: a file holding the JWT (kept out of the process list)"),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
     """Send one command and print the service's reply (a bad field exits with 2, unsent)."""
-    command = _command_to_send(command_type, rotation_id, field or [], actor)
-    reply = _talk(lambda client: client.command(command), timeout)
+    headers: dict[str, str] = {}
+    if token is not None and token_file is not None:
+        fail("give --token or --token-file, not both", 2)
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            fail(f"cannot read the token file {str(token_file)!r}: {reason}", 2)
+    if token is not None:
+        from service.actor_tokens import bearer_header, unverified_subject
+
+        if not token.strip():
+            fail("the token is empty", 2)
+        headers["authorization"] = bearer_header(token)
+        actor = actor or unverified_subject(token)
+    command = _command_to_send(command_type, rotation_id, field or [], actor or "cli")
+    reply = _talk(lambda client: client.command(command, headers=headers or None), timeout)
     console.print_json(data=reply)
     if reply.get("status") != "accepted":
         raise typer.Exit(1)

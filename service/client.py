@@ -112,13 +112,18 @@ class RotationsClient:
         return future
 
     async def command(
-        self, command: dict[str, Any], timeout: float | None = None
+        self,
+        command: dict[str, Any],
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """`headers`: e.g. `{"authorization": "Bearer <JWT>"}` for signed actors."""
         body = json.dumps(command).encode()
         reply = await self.request_raw(
             self.settings.commands_topic,
             body,
             key=str(command.get("rotation_id", "")),
+            headers=headers,
             timeout=timeout,
         )
         return dict(json.loads(reply))

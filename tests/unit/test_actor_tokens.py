@@ -322,3 +322,82 @@ def test_the_cli_helpers(ed_key: ed25519.Ed25519PrivateKey) -> None:
     assert bearer_header(f"Bearer {raw}\n") == f"Bearer {raw}"
     assert unverified_subject(raw) == unverified_subject(f"Bearer {raw}") == "per"
     assert unverified_subject("garbage") is None
+
+
+class RecordingClient:
+    """Stands in for RotationsClient: what `rotations send` would have sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], dict[str, str] | None]] = []
+
+    async def command(
+        self, command: dict[str, Any], timeout: float | None = None, headers: Any = None
+    ) -> dict[str, Any]:
+        self.sent.append((command, headers))
+        return {"status": "accepted"}
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> RecordingClient:
+    import asyncio
+
+    from service import cli
+
+    client = RecordingClient()
+    monkeypatch.setattr(cli, "_talk", lambda action, timeout: asyncio.run(action(client)))
+    return client
+
+
+def run_send(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from service.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["send", "DeleteRotation", "--rotation-id", "r", *args], env={"COLUMNS": "200"}
+    )
+    return result.exit_code, result.output
+
+
+def test_send_token_adds_the_header_and_defaults_the_actor_to_its_subject(
+    sent: RecordingClient, ed_key: ed25519.Ed25519PrivateKey
+) -> None:
+    raw = token(ed_key, sub="per")
+    assert run_send("--token", raw)[0] == 0
+    assert run_send("--token", raw, "--actor", "kari")[0] == 0
+    (first, first_headers), (second, second_headers) = sent.sent
+    assert first_headers == second_headers == {"authorization": f"Bearer {raw}"}
+    assert first["actor"] == "per" and second["actor"] == "kari"
+
+
+def test_send_token_file(
+    sent: RecordingClient, ed_key: ed25519.Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    raw = token(ed_key, sub="per")
+    path = tmp_path / "token"
+    path.write_text(f"{raw}\n")
+    assert run_send("--token-file", str(path))[0] == 0
+    ((command, headers),) = sent.sent
+    assert headers == {"authorization": f"Bearer {raw}"} and command["actor"] == "per"
+
+
+def test_send_without_a_token_sends_no_header(sent: RecordingClient) -> None:
+    assert run_send()[0] == 0
+    ((command, headers),) = sent.sent
+    assert headers is None and command["actor"] == "cli"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--token", "a.b.c", "--token-file", "x"), "not both"),
+        (("--token-file", "/nonexistent/token"), "cannot read the token file"),
+        (("--token", " "), "the token is empty"),
+    ],
+)
+def test_send_token_mistakes_exit_2_unsent(
+    sent: RecordingClient, args: tuple[str, ...], says: str
+) -> None:
+    code, output = run_send(*args)
+    assert code == 2 and says in output and "Traceback" not in output
+    assert sent.sent == []
