@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from eventsourcing.cryptography import AESCipher
 from rich.console import Console
 
 from bench.commands import baseline_rounds, command_rotation_ids, command_round, create_rotations
@@ -363,6 +364,8 @@ async def run_store(run: Run, kind: StoreKind) -> None:
         loaded_rss: list[float] | None = None
         if groups & {"suggest", "history", "memory"} or "commands" in groups:
             loaded_rss = await queries_figures(run, kind, store, seeded)
+        if "commands" in groups:
+            await encrypted_commands_figure(run, kind)
         if groups & {"memory", "tradeoff"}:
             say(f"services on a nearly empty {kind} store (trade-off, memory baseline)")
             memory_note = (
@@ -380,10 +383,12 @@ async def run_store(run: Run, kind: StoreKind) -> None:
 
 @contextlib.asynccontextmanager
 async def session(
-    run: Run, kind: StoreKind, store: BenchStore, label: str
+    run: Run, kind: StoreKind, store: BenchStore, label: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[ServiceRunner, RotationsClient]]:
-    """The service on `store` with fresh topics and groups, started, ready and quiet."""
+    """The service on `store` with fresh topics and groups, started, ready and quiet; `env`:
+    more of the service's environment (ROTATIONS_CIPHER_KEY)."""
     service = ServiceRunner(run.bootstrap, store.url, run.workdir, f"{kind[:2]}-{label}-")
+    service.env.update(env or {})
     await service.start()
     client = service.client()
     await client.start()
@@ -496,6 +501,41 @@ async def commands_figure(run: Run, kind: StoreKind) -> None:
     finally:
         await asyncio.to_thread(store.destroy)
     commands_result(run, kind, rates, baseline, transport)
+
+
+async def encrypted_commands_figure(run: Run, kind: StoreKind) -> None:
+    """The commands figure again with the events encrypted at rest (a fresh store seeded with
+    a new key, the service started with ROTATIONS_CIPHER_KEY), beside the plain one: rounds
+    as the plain figure's (a fresh service per round in full runs)."""
+    sizes = run.sizes
+    plain = next(f for f in run.figures if f.name == "commands_per_s" and f.store == kind)
+    say(f"[bold]commands, events encrypted[/bold] on {kind}")
+    key = AESCipher.create_key(32)
+    env = {"ROTATIONS_CIPHER_KEY": key}
+    store = BenchStore.create(kind, run.workdir, "commands-encrypted")
+    rates: list[float] = []
+    try:
+        await asyncio.to_thread(seed_store, store.url, "encrypted", cipher_key=key)
+        if sizes.service_per_round:
+            for r in range(sizes.rounds):
+                async with session(run, kind, store, "encrypted", env) as (service, client):
+                    rates += await commands_rates(run, service, client, [r])
+        else:
+            async with session(run, kind, store, "encrypted", env) as (service, client):
+                rates = await commands_rates(run, service, client, range(sizes.rounds))
+    finally:
+        await asyncio.to_thread(store.destroy)
+    run.add(
+        figure(
+            "commands_encrypted_per_s",
+            kind,
+            rates,
+            plain.rounds,
+            f"{sizes.commands:,} BookMeeting per round as commands_per_s, with every event, "
+            "snapshot and view row encrypted (the library's AES-GCM cipher, a 256-bit key); "
+            "baseline: the commands_per_s rounds, in clear",
+        )
+    )
 
 
 async def command_rate(run: Run, service: ServiceRunner, ids: list[str], r: int) -> float:

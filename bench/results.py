@@ -88,6 +88,12 @@ SPECS: dict[str, Spec] = {
             "cmd/s",
             "raw aiokafka echo: the same rounds answered unread, nothing stored",
         ),
+        Spec(
+            "commands_encrypted_per_s",
+            "BookMeeting end to end, events encrypted at rest",
+            "cmd/s",
+            "the same rounds with the events in clear (commands_per_s)",
+        ),
         Spec("suggest_p50_1", "suggestion p50, 1 in flight", "ms", "raw aiokafka ping-pong p50"),
         Spec(
             "suggest_p99_1",
@@ -137,7 +143,7 @@ SPECS: dict[str, Spec] = {
 }
 
 GROUPS: dict[str, list[str]] = {
-    "commands": ["commands_per_s", "commands_transport_share"],
+    "commands": ["commands_per_s", "commands_transport_share", "commands_encrypted_per_s"],
     "suggest": ["suggest_p50_1", "suggest_p99_1", "suggest_p50_16", "suggest_p99_16"],
     "history": ["suggest_history_p50"],
     "rebuild": ["rebuild_events_per_s", "rebuild_peak_rss"],

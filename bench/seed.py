@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from bench.infra import say
 from service import contracts as c
 from service.application import RotationsApplication
+from service.cipher_check import cipher_environment
+from service.settings import Settings
 from service.store import store_environment
 
 MEMBERS = [f"user-{i:02d}" for i in range(10)]
@@ -109,7 +111,11 @@ def _execute(app: RotationsApplication, commands: list[c.CommandBase]) -> None:
 
 
 def seed_store(
-    store_url: str, run: str, memory_rotations: int = 0, history_events: int = 0
+    store_url: str,
+    run: str,
+    memory_rotations: int = 0,
+    history_events: int = 0,
+    cipher_key: str | None = None,
 ) -> Seeded:
     """The directory's users; then N rotations of 10 members, and (if `history_events`) a
     rotation with 10 events and one with `history_events` events.
@@ -118,9 +124,13 @@ def seed_store(
     directory's users are stored first, as the service needs them; the seeding application
     itself skips the directory checks (`directory="open"`): they only read, and on every
     booking they look up 11 users, which would make a million bookings take hours.
+    `cipher_key`: the events encrypted with it, as the service started with it stores them.
     """
     started = time.perf_counter()
-    app = RotationsApplication(env=store_environment(store_url), directory="open")
+    env = store_environment(store_url)
+    if cipher_key is not None:
+        env |= cipher_environment(Settings(store=store_url, cipher_key=cipher_key))
+    app = RotationsApplication(env=env, directory="open")
     short = history = None
     try:
         for fact in directory_facts():
