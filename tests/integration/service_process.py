@@ -27,7 +27,12 @@ class ServiceProcess:
     instances: ClassVar[list[ServiceProcess]] = []
 
     def __init__(
-        self, bootstrap_servers: str, store_url: str, log_dir: Path, directory: str = "open"
+        self,
+        bootstrap_servers: str,
+        store_url: str,
+        log_dir: Path,
+        directory: str = "open",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         run = uuid.uuid4().hex[:8]
         self.env = {
@@ -38,6 +43,7 @@ class ServiceProcess:
             "ROTATIONS_GROUP_ID": f"rotations-it{run}",
             "ROTATIONS_HTTP_PORT": str(free_port()),  # health and metrics; kept on restarts
             "ROTATIONS_DIRECTORY": directory,
+            **(extra_env or {}),
         }
         self.log_path = log_dir / f"service-{run}.log"
         self.process: subprocess.Popen[bytes] | None = None
