@@ -50,7 +50,7 @@ from service import contracts as c
 from service.directory_cache import DirectoryCache
 from service.directory_handlers import DIRECTORY_HANDLERS
 from service.handlers import handle
-from service.ledger import Claim, Ledger, Receipt, ledger_recorder_class
+from service.ledger import Claim, Ledger, LedgerSeal, Receipt, ledger_recorder_class
 from service.postgres_binary import send_events_in_binary
 from service.store_changes import StoreChanges
 from service.transcoder import OrjsonTranscoder
@@ -96,6 +96,8 @@ class RotationsApplication(Application[UUID]):
         self.store_reader = Repository[UUID](self.events, snapshot_store=self.snapshots)
         # What others stored drops this application's cached copies (it owns both caches).
         self.changes = StoreChanges(self.recorder, self._forget)
+        # Receipts and claims under the events' cipher, when the store is encrypted.
+        self.seal = LedgerSeal(self.mapper.cipher)
         # Told of every transaction this application stored, with the aggregates that made
         # it (the read model applies them without reading the events back).
         self.saved_listeners: list[SavedListener] = []
@@ -199,7 +201,7 @@ class RotationsApplication(Application[UUID]):
 
     def _receipt_outcome(self, command_id: str) -> dict[str, Any] | None:
         outcome = self.ledger.select_receipt(command_id)
-        return None if outcome is None else dict(orjson.loads(outcome))
+        return None if outcome is None else dict(orjson.loads(self.seal.outcome(outcome)))
 
     def is_tracked(self, tracking: Tracking) -> bool:
         """Was the message at this position already handled (its effects stored)?"""
@@ -227,7 +229,7 @@ class RotationsApplication(Application[UUID]):
         return team
 
     def has_claim(self, rotation_id: str, meeting_id: str) -> bool:
-        return self.ledger.has_claim(rotation_id, meeting_id)
+        return self.ledger.has_claim(*self.seal.claim_key(rotation_id, meeting_id))
 
     # -- commands ------------------------------------------------------------------------
 
@@ -279,8 +281,8 @@ class RotationsApplication(Application[UUID]):
             recordings = self._save(
                 tracking,
                 *work.aggregates.values(),
-                receipts=work.receipts,
-                claims=list(work.claims.values()),
+                receipts=[self.seal.receipt(r) for r in work.receipts],
+                claims=[self.seal.claim(c) for c in work.claims.values()],
                 more_tracking=more_tracking,
             )
         except IntegrityError:
@@ -378,7 +380,9 @@ class RotationsApplication(Application[UUID]):
         refs = [[str(key), e.originator_version] for key, e in pending]
         outcome = orjson.dumps({**orjson.loads(_dump(reply)), "refs": refs})
         recordings = self._save(
-            tracking, *work.aggregates.values(), receipts=[Receipt(receipt_key, outcome)]
+            tracking,
+            *work.aggregates.values(),
+            receipts=[self.seal.receipt(Receipt(receipt_key, outcome))],
         )
         self.directory_cache.invalidate(work.aggregates)
         reply.events = [

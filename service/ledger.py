@@ -18,11 +18,15 @@ partitions is stored at once with the position of each.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eventsourcing.persistence import InfrastructureFactory, StoredEvent
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.persistence import Cipher, InfrastructureFactory, StoredEvent
 from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteFactory, SQLiteProcessRecorder
 from psycopg import Cursor
@@ -176,3 +180,44 @@ def ledger_recorder_class(factory: InfrastructureFactory[Any]) -> type[Ledger]:
     if isinstance(factory, SQLiteFactory):
         return SQLiteLedgerRecorder
     raise TypeError(f"no receipts and claims tables for {type(factory).__name__}")
+
+
+class LedgerSeal:
+    """Receipts and claims as stored: in clear, or under the events' cipher when one is set.
+
+    A receipt's reply names rotations and hosts, so it is encrypted like an event. A claim is
+    only ever looked up by equality, so its rotation and meeting ids are stored as keyed
+    digests (HMAC-SHA256 under a key derived from the cipher's), and its host encrypted.
+    """
+
+    def __init__(self, cipher: Cipher | None) -> None:
+        self.cipher = cipher
+        self.digest_key: bytes | None = None
+        if cipher is not None:
+            if not isinstance(cipher, AESCipher):
+                raise TypeError(f"receipts and claims cannot be sealed by {type(cipher)!r}")
+            self.digest_key = hmac.digest(cipher.key, b"meeting-rotations/claims", "sha256")
+
+    def receipt(self, receipt: Receipt) -> Receipt:
+        if self.cipher is None:
+            return receipt
+        return Receipt(receipt.key, self.cipher.encrypt(receipt.outcome))
+
+    def outcome(self, stored: bytes) -> bytes:
+        return stored if self.cipher is None else self.cipher.decrypt(stored)
+
+    def claim_key(self, rotation_id: str, meeting_id: str) -> tuple[str, str]:
+        if self.digest_key is None:
+            return rotation_id, meeting_id
+        return self._digest(rotation_id), self._digest(f"{rotation_id}\x00{meeting_id}")
+
+    def claim(self, claim: Claim) -> Claim:
+        if self.cipher is None:
+            return claim
+        rotation, meeting = self.claim_key(claim.rotation_id, claim.meeting_id)
+        host = base64.b64encode(self.cipher.encrypt(claim.host_id.encode())).decode()
+        return Claim(rotation, meeting, host)
+
+    def _digest(self, value: str) -> str:
+        assert self.digest_key is not None
+        return hmac.new(self.digest_key, value.encode(), hashlib.sha256).hexdigest()

@@ -21,6 +21,7 @@ from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
 from service.bootstrap import StartupError, open_application
 from service.cli import cli
+from service.contracts import COMMAND_ADAPTER
 from service.settings import Settings
 from service.store import CIPHER_KEYS, sqlite_path, store_environment
 from tests.unit.commands import book, ok
@@ -155,12 +156,6 @@ def test_without_a_key_the_same_tables_hold_them_in_clear(store_url: str) -> Non
     assert any("snapshots" in name for name in shown) and any("view" in name for name in shown)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="command receipts (the reply) and meeting claims (rotation, meeting and host ids) "
-    "are ledger rows written by service/ledger.py beside the events; the library's mapper "
-    "does not encrypt them",
-)
 def test_with_a_key_the_ledger_rows_hold_no_name_in_clear(store_url: str, key: str) -> None:
     write_history(store_url, key)
     tables = raw_tables(store_url)
@@ -315,3 +310,25 @@ def test_rotations_audit_without_the_key_prints_one_line_and_exits_2(
     assert code == 2
     assert len(output.strip().splitlines()) == 1, output
     assert "holds encrypted events" in output and "Traceback" not in output
+
+
+def test_sealed_receipts_and_claims_still_answer_repeats_and_duplicates(
+    store_url: str, key: str
+) -> None:
+    app = open_application(settings(store_url, key))
+    try:
+        ok(app, "CreateRotation", RID, name=NAME, members=MEMBERS)
+        booking = {"meeting_id": "m1", "record": {"type": "deal", "id": "1"}}
+        first = ok(app, "BookMeeting", RID, command_id="c-1", **booking)
+        again = ok(app, "BookMeeting", RID, command_id="c-1", **booking)
+        assert again == first  # the sealed receipt opens to the same reply
+        assert app.has_claim(RID, "m1") and not app.has_claim(RID, "m2")
+        duplicate = app.execute(
+            COMMAND_ADAPTER.validate_python(
+                {"type": "BookMeeting", "command_id": "c-2", "rotation_id": RID, "actor": "t"}
+                | booking
+            )
+        )
+        assert duplicate.error is not None and duplicate.error.code == "duplicate_meeting"
+    finally:
+        app.close()
