@@ -102,9 +102,7 @@ async def build_service(settings: Settings, broker: KafkaBroker | None = None) -
 async def _ensure_topics(settings: Settings) -> str:
     try:
         return await asyncio.wait_for(
-            ensure_topics(
-                settings.kafka_bootstrap_servers, settings.all_topics(), settings.partitions
-            ),
+            ensure_topics(settings, settings.all_topics(), settings.partitions),
             timeout=30,
         )
     except Exception as error:

@@ -128,7 +128,7 @@ class RotationsKafkaApp:
             app.recorder,
             cluster_id,
             lambda: self.command_subscriber.consumer,
-            settings.kafka_bootstrap_servers,
+            settings,
         )
         self.command_subscriber = self._subscribe_commands(settings)
         self.suggest_subscriber, self.directory_subscriber = self._subscribe_requests(
@@ -177,7 +177,7 @@ class RotationsKafkaApp:
             listener=FromStartOnNewCluster(
                 cluster_id,
                 lambda: self.suggest_subscriber.consumer,
-                settings.kafka_bootstrap_servers,
+                settings,
             ),
             parser=sanitising_parser,
             decoder=decoder(SUGGEST_ADAPTER, settings.max_message_bytes),
@@ -194,7 +194,7 @@ class RotationsKafkaApp:
             listener=FromStartOnNewCluster(
                 cluster_id,
                 lambda: self.directory_subscriber.consumer,
-                settings.kafka_bootstrap_servers,
+                settings,
             ),
             parser=sanitising_parser,
             decoder=decoder(c.DIRECTORY_ADAPTER, settings.max_message_bytes),

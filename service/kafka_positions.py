@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
+from service.settings import Settings
 from service.topics import describe_cluster_id
 
 log = logging.getLogger("rotations.kafka")
@@ -45,10 +46,10 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
         recorder: TrackingRecorder,
         cluster_id: str,
         consumer: Callable[[], Any],
-        bootstrap_servers: str,
+        kafka: Settings,
     ) -> None:
         self.recorder = recorder
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka  # where, and how securely, the cluster id is asked
         self.cluster_id = cluster_id
         self.consumer = consumer
         self.assigned = asyncio.Event()
@@ -75,7 +76,7 @@ class ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _refresh_cluster_id(self) -> None:
         """A broker that came back as a new cluster restarts offsets: track under its id."""
         try:
-            current = await describe_cluster_id(self.bootstrap_servers)
+            current = await describe_cluster_id(self.kafka)
         except Exception as error:  # keep the known id; the next assignment tries again
             log.warning("cluster id lookup failed: %r", error)
             return
@@ -92,10 +93,10 @@ class FromStartOnNewCluster(ConsumerRebalanceListener):  # type: ignore[misc]
     the first messages on the new cluster would be skipped.
     """
 
-    def __init__(self, cluster_id: str, consumer: Callable[[], Any], bootstrap: str) -> None:
+    def __init__(self, cluster_id: str, consumer: Callable[[], Any], kafka: Settings) -> None:
         self.cluster_id = cluster_id
         self.consumer = consumer
-        self.bootstrap_servers = bootstrap
+        self.kafka = kafka
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         return None
@@ -105,7 +106,7 @@ class FromStartOnNewCluster(ConsumerRebalanceListener):  # type: ignore[misc]
         if consumer is None or not assigned:
             return
         try:
-            current = await describe_cluster_id(self.bootstrap_servers)
+            current = await describe_cluster_id(self.kafka)
         except Exception as error:  # keep the positions; the next assignment looks again
             log.warning("cluster id lookup failed: %r", error)
             return

@@ -34,9 +34,7 @@ async def keep_topics(settings: Settings, interval: float = 10.0) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await ensure_topics(
-                settings.kafka_bootstrap_servers, settings.all_topics(), settings.partitions
-            )
+            await ensure_topics(settings, settings.all_topics(), settings.partitions)
         except Exception as error:
             log.warning("topic check failed: %r", error)
 
