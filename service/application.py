@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import orjson
@@ -56,6 +56,9 @@ from service.store_changes import StoreChanges
 from service.transcoder import OrjsonTranscoder
 from service.unit_of_work import RetryAlone, UnitOfWork
 
+if TYPE_CHECKING:
+    from service.tracing import EventCarriers
+
 log = logging.getLogger("rotations.application")
 
 Clock = Callable[[], datetime]
@@ -101,6 +104,8 @@ class RotationsApplication(Application[UUID]):
         # Told of every transaction this application stored, with the aggregates that made
         # it (the read model applies them without reading the events back).
         self.saved_listeners: list[SavedListener] = []
+        # Tracing on: which command's trace each new event carries (`service.tracing`).
+        self.event_carriers: EventCarriers | None = None
 
     def on_saved(self, listener: SavedListener) -> None:
         """`listener` is told of every transaction this application stores, in order of
@@ -307,6 +312,12 @@ class RotationsApplication(Application[UUID]):
         work.keep(scope)
         new_events = scope.new_events()
         rotation = scope.subject
+        if self.event_carriers is not None:
+            self.event_carriers.decided(
+                command.command_id,
+                rotation.id if rotation is not None else None,
+                [e.originator_version for e in new_events],
+            )
         reply = c.CommandReply(
             status="accepted",
             command_id=command.command_id,

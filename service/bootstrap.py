@@ -20,6 +20,7 @@ from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
 from service.store import redacted, store_environment
 from service.topics import ensure_topics
+from service.tracing import open_tracing
 
 log = logging.getLogger("rotations.service")
 
@@ -83,6 +84,7 @@ async def build_service(settings: Settings, broker: KafkaBroker | None = None) -
     `broker`: faststream's test broker, for tests without a real one (no topics then).
     """
     verifier = open_verifier(settings)  # before the store: a bad keys file fails fast
+    tracing = open_tracing(settings)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     app = await asyncio.to_thread(open_application, settings)
     try:
         if await asyncio.to_thread(app.record_directory_mode):
@@ -90,13 +92,15 @@ async def build_service(settings: Settings, broker: KafkaBroker | None = None) -
         projector = await asyncio.to_thread(open_read_model, app)
         if broker is not None:
             return RotationsKafkaApp(
-                settings, app, projector, "test", broker=broker, verifier=verifier
+                settings, app, projector, "test", broker=broker, verifier=verifier, tracing=tracing
             )
         cluster_id = await _ensure_topics(settings)
     except BaseException:
         app.close()
         raise
-    return RotationsKafkaApp(settings, app, projector, cluster_id, verifier=verifier)
+    return RotationsKafkaApp(
+        settings, app, projector, cluster_id, verifier=verifier, tracing=tracing
+    )
 
 
 async def _ensure_topics(settings: Settings) -> str:

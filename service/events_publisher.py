@@ -80,6 +80,7 @@ class OutgoingEvent:
     position: int
     key: bytes
     body: bytes
+    traceparent: bytes | None = None  # the W3C trace of the command that stored it
 
 
 def event_body(event: Any, rotation_id: str, position: int) -> bytes:
@@ -130,6 +131,7 @@ class EventsPublisher:
         self._saved: dict[int, OutgoingEvent | None] = {}
         self._saved_lock = threading.Lock()
         self.max_buffered = 20_000
+        self._saves_of: SavedTransactions | None = None
 
     def follow_saves_of(self, app: SavedTransactions, max_buffered: int | None = None) -> None:
         """Take the application's own saves from memory instead of reading them back.
@@ -139,12 +141,15 @@ class EventsPublisher:
         written by anyone else, or a gap, is read from the notification log as before.
         """
         self.max_buffered = max_buffered or self.max_buffered
+        self._saves_of = app
         app.on_saved(self._remember_saved)
 
     def _remember_saved(
         self, recordings: Sequence[Recording[UUID]], aggregates: Mapping[UUID, object]
     ) -> None:
         items: dict[int, OutgoingEvent | None] = {}
+        # Tracing on: the trace of the command that decided each event (`service.tracing`).
+        carriers = getattr(self._saves_of, "event_carriers", None)
         for recording in recordings:
             notification = recording.notification
             if not notification.topic.startswith(ROTATION_TOPIC_PREFIX):
@@ -159,6 +164,9 @@ class EventsPublisher:
                 notification.id,
                 rotation_id.encode(),
                 event_body(event, rotation_id, notification.id),
+                None
+                if carriers is None
+                else carriers.take(event.originator_id, event.originator_version),
             )
         with self._saved_lock:
             if len(self._saved) > self.max_buffered:  # not being published: read later
@@ -225,8 +233,8 @@ class EventsPublisher:
                 return 0
             last = notifications[-1].id
             outgoing = await asyncio.to_thread(self.outgoing, notifications)
-        await self.sender.send(
-            [
+        if getattr(self._saves_of, "event_carriers", None) is None:  # tracing off
+            records = [
                 OutgoingRecord(
                     self.topic,
                     item.body,
@@ -235,7 +243,9 @@ class EventsPublisher:
                 )
                 for item in outgoing
             ]
-        )
+        else:
+            records = [self._traced_record(item) for item in outgoing]
+        await self.sender.send(records)
         # Every record is acknowledged by the broker ...
         await asyncio.to_thread(self.tracking.insert_tracking, Tracking(self.name, last))
         count = last - self.position
@@ -243,6 +253,15 @@ class EventsPublisher:
         self.published += len(outgoing)
         self.from_memory += len(outgoing) if saved is not None else 0
         return count
+
+    def _traced_record(self, item: OutgoingEvent) -> OutgoingRecord:
+        headers: tuple[tuple[str, bytes], ...] = (
+            ("position", str(item.position).encode()),
+            JSON_CONTENT,
+        )
+        if item.traceparent is not None:
+            headers += (("traceparent", item.traceparent),)
+        return OutgoingRecord(self.topic, item.body, item.key, headers)
 
     def outgoing(self, notifications: Sequence[Notification]) -> list[OutgoingEvent]:
         """Decode the batch's Rotation events (other aggregates' events are skipped)."""

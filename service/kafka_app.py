@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -21,6 +22,9 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 from faststream.middlewares import AckPolicy
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, set_span_in_context
 from pydantic import BaseModel, TypeAdapter
 
 from projections.rotation_view import RotationProjector
@@ -49,6 +53,14 @@ from service.parsing import InvalidMessage, decoder, parse
 from service.record_sender import BatchSender, BrokerSender, OutgoingRecord, RecordSender
 from service.settings import Settings
 from service.suggestions import answer_suggestion
+from service.tracing import (
+    TRACEPARENT,
+    BatchTrace,
+    Tracing,
+    extract,
+    raw_traceparent,
+    traceparent_of,
+)
 
 log = logging.getLogger("rotations.kafka")
 
@@ -83,7 +95,9 @@ class RotationsKafkaApp:
         cluster_id: str,
         broker: KafkaBroker | None = None,
         verifier: ActorVerifier | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        """`tracing`: OpenTelemetry (`service.tracing.open_tracing`); None is off."""
         if settings.actor_tokens == "required" and verifier is None:
             raise ValueError("ROTATIONS_ACTOR_TOKENS=required needs an ActorVerifier")
         # Signed actors: None when off, so the command path does no per-record work for them.
@@ -101,7 +115,18 @@ class RotationsKafkaApp:
             log_level=logging.DEBUG,
             **broker_options(settings),
         )
+        # Tracing: None when off, so the command path checks it once per batch and no more.
+        self.tracing = tracing
+        if tracing is not None:
+            from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+            self.broker.insert_middleware(
+                KafkaTelemetryMiddleware(tracer_provider=tracing.provider)
+            )
+            app.event_carriers = tracing.carriers
         self.faststream = FastStream(self.broker)
+        if tracing is not None:
+            self.faststream.after_shutdown(tracing.shutdown)
         self.started = asyncio.Event()  # every consumer started (faststream's after_startup)
         self.faststream.after_startup(self.started.set)
         self.faststream.on_shutdown(self._finish_starting)
@@ -269,12 +294,23 @@ class RotationsKafkaApp:
             return
         cluster_id = self.listener.cluster_id
         items = [(command, tracking_for(cluster_id, record)) for record, command in valid]
+        tracing = self.tracing
+        contexts: list[Context] = []
         try:
-            replies = await asyncio.to_thread(self.handle_commands, items)
+            if tracing is None:
+                replies = await asyncio.to_thread(self.handle_commands, items)
+            else:
+                contexts = [extract(record.headers) for record, _ in valid]
+                replies = await asyncio.to_thread(
+                    self._handle_traced, tracing, valid, items, contexts
+                )
         except Exception as error:
             await self._retry_or_give_up(valid, error)
             return
         self.stored.set()
+        if tracing is not None:
+            await self._answer_traced(tracing, valid, replies, contexts)
+            return
         for (record, command), reply in zip(valid, replies, strict=True):
             self._attempts.pop((record.partition, record.offset), None)
             if reply.error is not None:
@@ -295,6 +331,78 @@ class RotationsKafkaApp:
         # does not matter.
         answers.append(self._send_replies(accepted))
         await asyncio.gather(*answers)
+
+    def _handle_traced(
+        self,
+        tracing: Tracing,
+        valid: list[tuple[Record, c.CommandBase]],
+        items: list[tuple[c.CommandBase, Tracking]],
+        contexts: list[Context],
+    ) -> list[c.CommandReply]:
+        """`handle_commands` with the batch's decide and store spans, and each command's
+        traceparent handed to the events it stores (`service.tracing.EventCarriers`)."""
+        batch = BatchTrace(
+            {
+                command.command_id: carrier
+                for record, command in valid
+                if (carrier := raw_traceparent(record.headers)) is not None
+            }
+        )
+        token = tracing.begin_batch(batch)
+        started = time.time_ns()
+        failure: BaseException | None = None
+        try:
+            return self.handle_commands(items)
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            tracing.end_batch(token)
+            tracing.batch_spans(batch, contexts, started, time.time_ns(), failure)
+
+    async def _answer_traced(
+        self,
+        tracing: Tracing,
+        valid: list[tuple[Record, c.CommandBase]],
+        replies: list[c.CommandReply],
+        contexts: list[Context],
+    ) -> None:
+        """The replies of a traced batch: each in a `rotations.reply` span, a child of its
+        command's context, whose traceparent the reply record carries."""
+        answers: list[Coroutine[Any, Any, object]] = []
+        accepted: list[OutgoingRecord] = []
+        spans: list[Span] = []
+        for (record, command), reply, parent in zip(valid, replies, contexts, strict=True):
+            self._attempts.pop((record.partition, record.offset), None)
+            span = tracing.reply_span(parent, command)
+            spans.append(span)
+            if reply.error is not None:
+                answers.append(self._reject_in(span, record, reply.error, dump(reply)))
+                continue
+            outgoing = self._reply_record(record, dump(reply))
+            if outgoing is None:
+                continue
+            traceparent = traceparent_of(span)
+            if traceparent is not None:
+                headers = (*outgoing.headers, (TRACEPARENT, traceparent))
+                outgoing = dataclasses.replace(outgoing, headers=headers)
+            accepted.append(outgoing)
+        answers.append(self._send_replies(accepted))
+        try:
+            await asyncio.gather(*answers)
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _reject_in(
+        self, span: Span, record: Record, error: c.ErrorBody, reply: bytes
+    ) -> None:
+        """`_reject` in the reply span's context (its own task's: gather made one)."""
+        token = otel_context.attach(set_span_in_context(span))
+        try:
+            await self._reject(record, error, reply)
+        finally:
+            otel_context.detach(token)
 
     def handle_commands(self, items: list[tuple[c.CommandBase, Tracking]]) -> list[c.CommandReply]:
         """Store the commands' effects (once); the read model follows the saves as they

@@ -26,8 +26,12 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from faststream.kafka import KafkaBroker
+from opentelemetry import context as otel_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.kafka_security import KafkaSecurity
+
+_W3C = TraceContextTextMapPropagator()
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,12 @@ class RecordSender(Protocol):
 
 
 class BrokerSender:
-    """A `broker.publish` per record: for faststream's in-memory test broker."""
+    """A `broker.publish` per record: for faststream's in-memory test broker.
+
+    A record with a `traceparent` header is published in that trace context, so that
+    faststream's telemetry middleware (when installed) keeps its trace instead of putting
+    the current one in its place.
+    """
 
     def __init__(self, broker: KafkaBroker) -> None:
         self.broker = broker
@@ -57,8 +66,11 @@ class BrokerSender:
         try:
             for record in records:
                 headers = {name: value.decode() for name, value in record.headers}
-                pending.append(
-                    await self.broker.publish(
+                token = None
+                if "traceparent" in headers:
+                    token = otel_context.attach(_W3C.extract(headers))
+                try:
+                    sent = await self.broker.publish(
                         record.value,
                         topic=record.topic,
                         key=record.key,
@@ -66,7 +78,11 @@ class BrokerSender:
                         correlation_id=headers.get("correlation_id"),
                         no_confirm=True,
                     )
-                )
+                    if sent is not None:  # the in-memory test broker confirms nothing
+                        pending.append(sent)
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
         finally:
             await _settle(pending)
 

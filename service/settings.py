@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     cipher_key: str | None = Field(None, alias="ROTATIONS_CIPHER_KEY", repr=False)
     cipher_key_file: str | None = Field(None, alias="ROTATIONS_CIPHER_KEY_FILE")
 
+    # -- tracing (OpenTelemetry over OTLP/HTTP): off unless an endpoint is set -----------
+    otel_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_service_name: str = Field("rotations", alias="OTEL_SERVICE_NAME")
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
