@@ -23,6 +23,7 @@ from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
 from service.events_publisher import EventsPublisher
 from service.kafka_app import RotationsKafkaApp
+from service.kafka_positions import Record
 from service.kafka_records import whole_message
 from service.record_sender import OutgoingRecord
 from service.settings import Settings
@@ -168,6 +169,58 @@ async def test_a_commands_trace_reaches_its_reply_spans_and_events(traced: Trace
     assert headers["position"] == b"1"
 
 
+def command_record(offset: int, traceparent: str, **fields: Any) -> Record:
+    body = json.dumps({"command_id": uuid.uuid4().hex, "actor": "tests", **fields}).encode()
+    return Record(
+        topic="rotations.commands",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"k",
+        value=body,
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=len(body),
+        headers=[
+            ("reply_to", REPLIES.encode()),
+            ("correlation_id", uuid.uuid4().hex.encode()),
+            ("traceparent", traceparent.encode()),
+        ],
+    )
+
+
+async def test_a_batch_links_every_command_and_each_event_keeps_its_own_trace(
+    traced: Traced,
+) -> None:
+    first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    second = "00-1bf7651916cd43dd8448eb211c80319d-c7ad6b7169203332-01"
+    await traced.service._handle_batch(
+        [
+            command_record(
+                1, first, type="CreateRotation", rotation_id="b1", name="A", members=["k"]
+            ),
+            command_record(
+                2, second, type="CreateRotation", rotation_id="b2", name="B", members=["k"]
+            ),
+        ]
+    )
+    (decide,) = traced.spans("rotations.decide")
+    assert [link.context.trace_id for link in decide.links] == [
+        trace_id_of(first),
+        trace_id_of(second),
+    ]
+    replies = sorted(trace_id_of(r["headers"]["traceparent"]) for r in traced.replies)
+    assert replies == sorted([trace_id_of(first), trace_id_of(second)])
+    assert await traced.publisher.publish_next() == 2
+    by_rotation = {
+        json.loads(e.value)["rotation_id"]: dict(e.headers)["traceparent"]
+        for e in traced.events.records
+    }
+    assert by_rotation == {"b1": first.encode(), "b2": second.encode()}
+    assert len(traced.service.app.event_carriers or ()) == 0  # taken, not kept
+
+
 async def test_a_rejected_commands_reply_carries_its_trace(traced: Traced) -> None:
     assert traced.tracer is not None
     with traced.tracer.start_as_current_span("client") as client:
@@ -225,8 +278,8 @@ async def test_off_no_middleware_no_traceparent(untraced: Traced) -> None:
     assert "traceparent" not in dict(event.headers)
 
 
-def test_open_tracing_is_off_without_an_endpoint() -> None:
-    assert open_tracing(Settings()) is None
+async def test_open_tracing_is_off_without_an_endpoint() -> None:
+    assert open_tracing(Settings(OTEL_EXPORTER_OTLP_ENDPOINT=None)) is None
     tracing = open_tracing(Settings(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318"))
     assert tracing is not None
     resource = tracing.provider.resource.attributes
