@@ -180,7 +180,9 @@ class RotationsApplication(Application[UUID]):
         if originator_ids is None:
             self.directory_cache.clear()
             if isinstance(cache, LRUCache):
-                cache.clear()
+                # A new cache: the library's `LRUCache.clear` keeps its entries and its full
+                # flag (then every put of a new key fails once it was full).
+                self.repository.cache = LRUCache(maxsize=cache.maxsize)
             return
         keys = list(originator_ids)
         self.directory_cache.invalidate(keys)
@@ -216,7 +218,19 @@ class RotationsApplication(Application[UUID]):
     # -- what deciding reads (the unit of work's `WriteStore`) ---------------------------
 
     def load(self, key: UUID) -> Aggregate | None:
-        """A private copy of the cached aggregate: may be stale, then the save conflicts."""
+        """A private copy of the cached aggregate: may be stale, then the save conflicts.
+
+        A copy read while the log told of changes (another thread following it) may be
+        older than they are: it is dropped from the cache and read again."""
+        for _attempt in range(3):
+            generation = self.changes.generation
+            found = self._cached(key)
+            if generation == self.changes.generation:
+                break
+            self._forget([key])
+        return found
+
+    def _cached(self, key: UUID) -> Aggregate | None:
         try:
             aggregate: Aggregate = self.repository.get(key)
         except AggregateNotFoundError:
@@ -377,7 +391,9 @@ class RotationsApplication(Application[UUID]):
         receipt_key: str,
         tracking: Tracking | None,
     ) -> c.CommandReply:
-        work = UnitOfWork(self, check_store=True)
+        # Read from the store, not the command thread's cache: the directory consumer is
+        # another thread, and a fact reaches rotations other instances decide for.
+        work = UnitOfWork(StoreReads(self), check_store=True)
         scope = work.begin(receipt_key, self.clock())
         DIRECTORY_HANDLERS[type(fact)](scope, fact)
         work.keep(scope)
@@ -437,7 +453,10 @@ class RotationsApplication(Application[UUID]):
         self._snapshot_saved(processing)
         self._notify(recordings)
         for listener in self.saved_listeners:
-            listener(recordings, processing.aggregates)
+            try:
+                listener(recordings, processing.aggregates)
+            except Exception:  # stored already: a follower reads it from the log instead
+                log.exception("a follower of the saves failed; it will read the log")
         return recordings
 
     def _snapshot_saved(self, processing: ProcessingEvent[UUID]) -> None:
@@ -492,3 +511,33 @@ def _dump(reply: c.CommandReply) -> bytes:
 
 
 _POSITIONS: Any = {"events": {"__all__": {"position"}}}
+
+
+class StoreReads:
+    """The application's reads for deciding, each from the store itself (no cache)."""
+
+    def __init__(self, app: RotationsApplication) -> None:
+        self.app = app
+        self.directory_required = app.directory_required
+
+    def load(self, key: UUID) -> Aggregate | None:
+        try:
+            aggregate: Aggregate = self.app.store_reader.get(key)
+        except AggregateNotFoundError:
+            return None
+        return aggregate
+
+    def exists(self, key: UUID) -> bool:
+        return self.load(key) is not None
+
+    def find_user(self, user_id: str) -> DirectoryUser | None:
+        return self.app.find_user(user_id)
+
+    def find_team(self, team_id: str) -> Team | None:
+        return self.app.find_team(team_id)
+
+    def has_claim(self, rotation_id: str, meeting_id: str) -> bool:
+        return self.app.has_claim(rotation_id, meeting_id)
+
+    def ineligible_users(self, user_ids: list[str]) -> dict[str, str]:
+        return self.app.ineligible_users(user_ids)

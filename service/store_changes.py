@@ -29,6 +29,9 @@ class StoreChanges:
     def __init__(self, recorder: ApplicationRecorder, forget: Forget, page: int = 1000) -> None:
         self.recorder = recorder
         self.forget = forget  # None: anything may have changed
+        # Moves on whenever something is forgotten: a cache fill that began before may have
+        # put back a copy older than what the log said (`RotationsApplication.load`).
+        self.generation = 0
         self.page = page
         self.lock = threading.Lock()
         self.position = recorder.max_notification_id() or 0  # the caches start empty
@@ -49,6 +52,7 @@ class StoreChanges:
             if head <= self.position:
                 return
             if head - self.position > most:
+                self.generation += 1
                 self.forget(None)
                 self.position = head
                 return
@@ -58,6 +62,7 @@ class StoreChanges:
                 )
                 if not notifications:
                     break
+                self.generation += 1
                 self.forget({_uuid(n.originator_id) for n in notifications})
                 self.position = notifications[-1].id
             self.position = max(self.position, head)

@@ -78,8 +78,11 @@ class UnitOfWork:
         return CommandScope(self, now)
 
     def keep(self, scope: CommandScope) -> None:
-        """An accepted command's changes become part of the transaction."""
-        self.aggregates.update(scope.touched)
+        """An accepted command's changes become part of the transaction. What it only read
+        is not: saving an unchanged copy would put it back into the cache as current."""
+        self.aggregates.update(
+            (key, aggregate) for key, aggregate in scope.touched.items() if aggregate.pending_events
+        )
         self.claims.update(scope.claims)
 
 

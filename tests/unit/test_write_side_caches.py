@@ -19,7 +19,7 @@ from events.rotation import Rotation, rotation_uuid
 from projections.rotation_view import RotationProjector, open_view
 from service.application import RotationsApplication
 from service.contracts import COMMAND_ADAPTER
-from tests.unit.commands import RECORD, book, head, ok, user
+from tests.unit.commands import RECORD, book, fact, head, ok, user
 
 
 def followed(app: RotationsApplication) -> RotationProjector:
@@ -237,3 +237,56 @@ def test_own_saves_are_not_read_back_to_keep_the_caches_fresh(
     assert mine.changes.position == mine.recorder.max_notification_id()
     counts = {s.user_id: s.meetings for s in mine.get_rotation("r").standings()}
     assert counts == {"a": 2, "b": 1}
+
+
+def team_fact(app: RotationsApplication, team_id: str, members: list[str]) -> None:
+    fact(app, "TeamUpdated", team_id=team_id, members=members)
+
+
+def test_a_team_change_decides_on_the_store_not_on_a_stale_cached_rotation(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    mine, other = open_app(), open_app()
+    team_fact(mine, "t", ["a"])
+    ok(mine, "CreateRotation", "r", name="Sales", members=[], teams=["t"])  # cached by mine
+    ok(other, "AddMember", "r", user_id="y")  # mine's copy of "r" is now a version behind
+
+    team_fact(mine, "t", ["a", "b"])  # the directory consumer of mine
+
+    rotation = mine.get_rotation("r")
+    assert rotation.teams == {"t": ["a", "b"]}
+    assert set(rotation.members) == {"a", "b", "y"}
+
+
+def test_a_team_change_reaches_every_rotation_another_instance_linked(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    mine, other = open_app(), open_app()
+    team_fact(mine, "t", ["a"])
+    ok(mine, "CreateRotation", "r1", name="One", members=[], teams=["t"])  # caches the links
+    ok(other, "CreateRotation", "r2", name="Two", members=[], teams=["t"])
+
+    team_fact(mine, "t", ["a", "b"])
+    team_fact(mine, "t", ["a", "b", "c"])  # a read-only copy was never re-cached as current
+
+    for rotation_id in ("r1", "r2"):
+        assert mine.get_rotation(rotation_id).teams == {"t": ["a", "b", "c"]}
+
+
+def test_forgetting_everything_empties_a_full_cache_and_it_fills_again(
+    store_env: dict[str, str],
+) -> None:
+    mine = RotationsApplication(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": "3"})
+    other = RotationsApplication(env=dict(store_env))
+    try:
+        for rotation_id in ("r1", "r2", "r3", "r4"):
+            ok(mine, "CreateRotation", rotation_id, name=rotation_id, members=["x"])
+        ok(other, "AddMember", "r4", user_id="y")
+        mine.changes.follow(most=0)  # "very much changed": everything is forgotten
+
+        ok(mine, "RemoveMember", "r4", user_id="y")  # decided on the stored rotation
+        ok(mine, "CreateRotation", "r5", name="r5", members=["x"])  # a new key fits again
+        assert list(mine.get_rotation("r4").members) == ["x"]
+    finally:
+        mine.close()
+        other.close()
