@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from service.contracts import CommandBase
     from service.kafka_positions import Record
     from service.settings import Settings
+
+log = logging.getLogger("rotations.actor_tokens")
 
 HEADER = "authorization"
 REDACTED = b"[redacted]"
@@ -193,10 +196,10 @@ class ActorVerifier:
     def _candidates(self, token: str) -> list[VerificationKey]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:
             raise Forbidden("the actor token is not a well-formed JWT") from None
         algorithm = header.get("alg")
-        if algorithm not in self.algorithms:
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
             accepted = " or ".join(sorted(self.algorithms))
             raise Forbidden(
                 f"the actor token's algorithm {algorithm!r} is not accepted ({accepted})"
@@ -263,15 +266,22 @@ class ActorVerifier:
 def without_token(record: Record) -> Record:
     """The record with its bearer token blanked: dead letters and logs never carry a token."""
     headers = record.headers or ()
-    if not any(key == HEADER for key, _ in headers):
+    if not any(_is_token(key, value) for key, value in headers):
         return record
-    redacted = [(key, REDACTED if key == HEADER else value) for key, value in headers]
+    redacted = [(key, REDACTED if _is_token(key, value) else value) for key, value in headers]
     return dataclasses.replace(record, headers=redacted)
+
+
+def _is_token(key: str, value: bytes | None) -> bool:
+    """The authorization header under any capitalisation, or any header holding a bearer."""
+    if key.lower() == HEADER:
+        return True
+    return value is not None and bytes(value)[:7].lower() == b"bearer "
 
 
 def header_value(record: Record) -> str | None:
     for key, value in record.headers or ():
-        if key == HEADER:
+        if key.lower() == HEADER:  # Kafka header keys are case-sensitive; HTTP habit is not
             return bytes(value).decode("utf-8", "replace") if value is not None else None
     return None
 
@@ -288,6 +298,11 @@ def verify_commands(
             verifier.verify(header_value(record), command.actor)
         except Forbidden as error:
             refused.append((without_token(record), command, error))
+        except Exception as error:  # whatever a hostile token trips: refused, never a stop
+            log.warning("actor token check failed: %s", type(error).__name__)
+            refused.append(
+                (without_token(record), command, Forbidden("the actor token is invalid"))
+            )
         else:
             verified.append((without_token(record), command))
     return verified, refused

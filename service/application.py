@@ -256,9 +256,14 @@ class RotationsApplication(Application[UUID]):
         """Handle one command exactly once; a known command id gets its original reply."""
         self.changes.follow()
         for _attempt in range(self.conflict_retries + 1):
-            previous = self.find_receipt(command.command_id)
+            previous = self._receipt_outcome(command.command_id)
             if previous is not None:
-                return self.reply_for_receipt(previous)
+                if previous.get("actor", command.actor) != command.actor:
+                    # An idempotency key is its issuer's: another actor neither reads the
+                    # reply it keeps nor is answered as if it had sent the command.
+                    used = Conflict(f"command id {command.command_id!r} is another actor's")
+                    return _rejected(command, used)
+                return self.reply_for_receipt(c.CommandReply.model_validate(previous))
             try:
                 return self._decide_and_save([(command, tracking)], check_store=True)[0]
             except IntegrityError:
@@ -321,7 +326,7 @@ class RotationsApplication(Application[UUID]):
             host_id = handle(scope, command, self.directory_required)
         except RotationError as error:
             reply = _rejected(command, error)
-            work.receipts.append(Receipt(command.command_id, _dump(reply)))
+            work.receipts.append(Receipt(command.command_id, _dump(reply, command.actor)))
             return _Decision(reply, None, [])
         work.keep(scope)
         new_events = scope.new_events()
@@ -340,7 +345,7 @@ class RotationsApplication(Application[UUID]):
             events=[c.EventRef(type=type(e).__name__) for e in new_events],
             host_id=host_id,
         )
-        work.receipts.append(Receipt(command.command_id, _dump(reply)))
+        work.receipts.append(Receipt(command.command_id, _dump(reply, command.actor)))
         return _Decision(
             reply,
             rotation.id if rotation is not None else None,
@@ -368,7 +373,7 @@ class RotationsApplication(Application[UUID]):
         tracking: Tracking | None = None,
     ) -> c.CommandReply:
         """Store a directory fact once (by message id); team changes reach their rotations."""
-        receipt_key = f"directory:{fact.message_id}"
+        receipt_key = f"{c.DIRECTORY_RECEIPT_PREFIX}{fact.message_id}"
         for _attempt in range(self.conflict_retries + 1):
             previous = self._receipt_outcome(receipt_key)
             if previous is not None:
@@ -505,9 +510,13 @@ def _rejected(command: c.CommandBase, error: RotationError) -> c.CommandReply:
     )
 
 
-def _dump(reply: c.CommandReply) -> bytes:
-    """A reply as its receipt keeps it: the events' positions are looked up when read."""
-    return reply.model_dump_json(exclude=_POSITIONS).encode()
+def _dump(reply: c.CommandReply, actor: str | None = None) -> bytes:
+    """A reply as its receipt keeps it (with the command's actor, whose id it is): the events'
+    positions are looked up when read."""
+    kept = reply.model_dump(mode="json", exclude=_POSITIONS)
+    if actor is not None:
+        kept["actor"] = actor
+    return orjson.dumps(kept)
 
 
 _POSITIONS: Any = {"events": {"__all__": {"position"}}}

@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+)
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+DIRECTORY_RECEIPT_PREFIX = "directory:"
 
 
 class WireModel(BaseModel):
@@ -22,6 +33,14 @@ class CommandBase(WireModel):
     rotation_id: Identifier
     actor: Identifier
     issued_at: AwareDatetime | None = None
+
+    @field_validator("command_id")
+    @classmethod
+    def _not_a_directory_key(cls, command_id: str) -> str:
+        """Directory messages keep their receipts as `directory:<message id>`."""
+        if command_id.startswith(DIRECTORY_RECEIPT_PREFIX):
+            raise ValueError(f"may not start with {DIRECTORY_RECEIPT_PREFIX!r}")
+        return command_id
 
 
 class CreateRotation(CommandBase):

@@ -408,8 +408,8 @@ class RotationsKafkaApp:
         """Store the commands' effects (once); the read model follows the saves as they
         are stored (`follow_saves_of`), and every suggestion catches up first anyway."""
         replies = self.app.execute_batch(items)
-        for observer in self.observers:
-            observer.commands_handled(items, replies)
+        # After the commit: an observer's failure must not turn stored commands into a retry.
+        self._tell(lambda observer: observer.commands_handled(items, replies))
         return replies
 
     async def _retry_or_give_up(
@@ -474,8 +474,8 @@ class RotationsKafkaApp:
             request,
             time.monotonic() if requested_at is None else requested_at,
         )
-        for observer in self.observers:
-            observer.suggestion_answered(request, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._tell(lambda observer: observer.suggestion_answered(request, seconds))
         return reply
 
     # -- replies and dead letters --------------------------------------------------------
@@ -576,5 +576,12 @@ class RotationsKafkaApp:
             )
             return
         self.dead_letters += 1
+        self._tell(lambda observer: observer.dead_lettered(record, error))
+
+    def _tell(self, what: Callable[[ServiceObserver], object]) -> None:
+        """Tell every observer; one that raises is logged and skipped."""
         for observer in self.observers:
-            observer.dead_lettered(record, error)
+            try:
+                what(observer)
+            except Exception:
+                log.exception("an observer failed")

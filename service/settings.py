@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     actor_keys: str | None = Field(None, alias="ROTATIONS_ACTOR_KEYS")  # a PEM or JWKS file
     actor_issuer: str | None = Field(None, alias="ROTATIONS_ACTOR_ISSUER")
     actor_audience: str | None = Field(None, alias="ROTATIONS_ACTOR_AUDIENCE")
-    actor_clock_skew_seconds: float = Field(30.0, alias="ROTATIONS_ACTOR_CLOCK_SKEW_SECONDS", ge=0)
+    # At most five minutes: a larger leeway would all but turn expiry off.
+    actor_clock_skew_seconds: float = Field(
+        30.0, alias="ROTATIONS_ACTOR_CLOCK_SKEW_SECONDS", ge=0, le=300, allow_inf_nan=False
+    )
 
     # -- events encrypted at rest (the eventsourcing library's AES-GCM cipher) -----------
     cipher_key: str | None = Field(None, alias="ROTATIONS_CIPHER_KEY", repr=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -18,10 +19,13 @@ from service.actor_tokens import (
     ActorKeysError,
     ActorVerifier,
     bearer_header,
+    header_value,
     load_keys,
     unverified_subject,
+    verify_commands,
     without_token,
 )
+from service.contracts import COMMAND_ADAPTER
 from service.kafka_positions import Record
 from service.settings import Settings
 
@@ -401,3 +405,63 @@ def test_send_token_mistakes_exit_2_unsent(
     code, output = run_send(*args)
     assert code == 2 and says in output and "Traceback" not in output
     assert sent.sent == []
+
+
+def _record(headers: list[tuple[str, bytes]]) -> Record:
+    return Record(
+        topic="t",
+        partition=0,
+        offset=1,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=b"{}",
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=2,
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": ["EdDSA"]},  # not a string: a set lookup of it raised TypeError
+        {"alg": {}},
+        {"alg": "EdDSA", "kid": 5},  # the library's own InvalidTokenError, not a DecodeError
+        {"alg": "EdDSA", "crit": ["nope"]},
+    ],
+    ids=["alg-list", "alg-object", "kid-number", "crit"],
+)
+def test_a_hostile_token_header_is_forbidden_not_an_error(
+    case: tuple[ActorVerifier, PrivateKey], header: dict[str, Any]
+) -> None:
+    verifier, _ = case
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    hostile = f"Bearer {encoded}.e30.AAAA"
+    refusal(verifier, hostile)
+    record = _record([("authorization", hostile.encode())])
+    command = COMMAND_ADAPTER.validate_python(
+        {"type": "DeleteRotation", "command_id": "c", "rotation_id": "r", "actor": "kari"}
+    )
+    verified, refused = verify_commands(verifier, [(record, command)])
+    assert verified == [] and len(refused) == 1
+
+
+def test_a_capitalised_header_is_read_and_redacted(
+    case: tuple[ActorVerifier, PrivateKey],
+) -> None:
+    _, key = case
+    good = f"Bearer {token(key)}".encode()
+    record = _record([("Authorization", good), ("x-copy", good)])
+    assert header_value(record) == good.decode()
+    assert without_token(record).headers == [
+        ("Authorization", b"[redacted]"),
+        ("x-copy", b"[redacted]"),
+    ]
+
+
+def test_the_clock_skew_is_at_most_five_minutes() -> None:
+    for skew in ("inf", "nan", "301"):
+        with pytest.raises(ValueError, match="ROTATIONS_ACTOR_CLOCK_SKEW_SECONDS"):
+            Settings(ROTATIONS_ACTOR_CLOCK_SKEW_SECONDS=skew)

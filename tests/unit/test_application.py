@@ -259,3 +259,28 @@ def test_suggest_as_of_answers_as_the_rotation_stood_then(app: RotationsApplicat
     assert {s.user_id: s.meetings for s in then.suggestion.candidates} == {"a": 1, "b": 0, "c": 0}
     assert exactly_then.suggestion == then.suggestion
     assert suggest_as_of(app, RID, datetime.now(UTC)).suggestion == app.get_rotation(RID).suggest()
+
+
+def test_a_command_id_is_its_actors_own(app: RotationsApplication) -> None:
+    """Another actor reusing a command id reads nothing of the first reply and is refused."""
+    first = accepted(run(app, "CreateRotation", name="Sales", members=["a"], command_id="c-1"))
+
+    reused = run(
+        app, "CreateRotation", rotation_id="other", name="X", command_id="c-1", actor="eve"
+    )
+
+    assert reused.error is not None and reused.error.code == "conflict"
+    assert reused.rotation_id == "other" and reused.version is None
+    assert run(app, "CreateRotation", name="Sales", members=["a"], command_id="c-1") == first
+
+
+def test_a_command_id_may_not_take_a_directory_messages_receipt() -> None:
+    with pytest.raises(ValueError, match="command_id"):
+        COMMAND_ADAPTER.validate_python(
+            {
+                "type": "DeleteRotation",
+                "command_id": "directory:m-42",
+                "rotation_id": "r",
+                "actor": "eve",
+            }
+        )
