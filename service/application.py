@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +64,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("rotations.application")
 
 Clock = Callable[[], datetime]
+
+
+DIRECTORY_ATTEMPTS = 12  # about 3 s of backing off at most
 
 
 def utc_now() -> datetime:
@@ -374,7 +379,11 @@ class RotationsApplication(Application[UUID]):
     ) -> c.CommandReply:
         """Store a directory fact once (by message id); team changes reach their rotations."""
         receipt_key = f"{c.DIRECTORY_RECEIPT_PREFIX}{fact.message_id}"
-        for _attempt in range(self.conflict_retries + 1):
+        # A team change writes rotations that the command consumer is booking into at the
+        # same time: under load it can lose several races in a row, so it backs off (with
+        # jitter) between tries instead of retrying at once (it runs on a worker thread).
+        attempts = max(self.conflict_retries + 1, DIRECTORY_ATTEMPTS)
+        for attempt in range(attempts):
             previous = self._receipt_outcome(receipt_key)
             if previous is not None:
                 return self._directory_reply_from(previous)
@@ -384,6 +393,7 @@ class RotationsApplication(Application[UUID]):
                 if tracking is not None and self.is_tracked(tracking):
                     tracking = None
                 log.info("conflict recording %s, retrying", fact.message_id)
+                time.sleep(random.uniform(0, min(0.005 * 2**attempt, 0.5)))
         return c.CommandReply(
             status="rejected",
             command_id=fact.message_id,

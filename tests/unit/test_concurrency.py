@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -13,6 +14,7 @@ from eventsourcing.persistence import IntegrityError
 from projections.rotation_view import RotationProjector, open_view
 from projections.view_store import ViewRow
 from service.application import RotationsApplication
+from service.contracts import DIRECTORY_ADAPTER, CommandReply
 from tests.unit.commands import book, ok, run
 
 
@@ -107,3 +109,27 @@ def test_a_row_another_instance_stores_mid_catch_up_is_not_folded_twice(
     rebuilt = RotationProjector(app, open_view(app, "rebuilt_view"), tracking_name="rebuilt")
     rebuilt.catch_up()
     assert theirs.suggest("r").suggestion == rebuilt.suggest("r").suggestion
+
+
+def test_a_team_change_losing_many_races_backs_off_and_is_stored(
+    open_app: Callable[[], RotationsApplication],
+) -> None:
+    """A team change writes rotations the command consumer books into at the same time."""
+    app = open_app()
+    record = app._record_directory
+    lost = 0
+
+    def lose_eight_races(*args: Any, **kwargs: Any) -> CommandReply:
+        nonlocal lost
+        if lost < 8:  # more than the commands' conflict retries
+            lost += 1
+            raise IntegrityError("a booking saved the rotation first")
+        return record(*args, **kwargs)
+
+    app._record_directory = lose_eight_races  # type: ignore[method-assign]
+    fact = DIRECTORY_ADAPTER.validate_python(
+        {"type": "TeamUpdated", "message_id": "m-1", "team_id": "t", "members": ["a"]}
+    )
+
+    assert app.record_directory(fact).status == "accepted"
+    assert lost == 8
