@@ -303,19 +303,7 @@ def test_required_needs_keys_issuer_and_audience() -> None:
 
 
 def test_the_token_is_blanked_in_what_is_dead_lettered() -> None:
-    record = Record(
-        topic="t",
-        partition=0,
-        offset=1,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=b"{}",
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=2,
-        headers=[("reply_to", b"r"), ("authorization", b"Bearer secret")],
-    )
+    record = _record([("reply_to", b"r"), ("authorization", b"Bearer secret")])
     assert without_token(record).headers == [("reply_to", b"r"), ("authorization", b"[redacted]")]
     assert record.headers[1] == ("authorization", b"Bearer secret")
 
