@@ -1,22 +1,48 @@
-"""Wire contract v1 as pydantic models: what arrives on and leaves the Kafka topics."""
+"""Wire contract (version 2) as pydantic models: what arrives on and leaves the Kafka topics.
+
+Every version 1 message is still valid and means what it meant: each field version 2 adds is
+optional, and its default is version 1's behaviour.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+DEFAULT_WEIGHT = 100
+DEFAULT_PRIORITY = 2
+MAX_CAP = 1_000_000
+MAX_CREDIT = 1_000_000
+
+# Strict: a bool (True == 1) or a float (1.5, or even 2.0) is a schema error, never a number.
+Weight = Annotated[int, Strict(), Field(ge=1, le=1000)]
+Priority = Annotated[int, Strict(), Field(ge=0, le=4)]
+CapMeetings = Annotated[int, Strict(), Field(ge=1, le=MAX_CAP)]
+CreditMeetings = Annotated[int, Strict(), Field(ge=-MAX_CREDIT, le=MAX_CREDIT)]
+CapPeriod = Literal["day", "week", "month"]
+
+ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+NOT_ZONES = frozenset({"localtime", "posixrules"})
+"""Files of the system's zone folder that load but name the machine's setting, not a zone."""
 
 
 DIRECTORY_RECEIPT_PREFIX = "directory:"
@@ -43,11 +69,56 @@ class CommandBase(WireModel):
         return command_id
 
 
+class Cap(WireModel):
+    """At most `meetings` per calendar `per` (of the policy's time zone)."""
+
+    meetings: CapMeetings
+    per: CapPeriod
+
+
+def time_zone_name(name: str) -> str:
+    """An IANA zone name that loads; a path, the machine's `localtime` or a typo is refused."""
+    if len(name) > 64 or not ZONE_NAME.fullmatch(name) or name in NOT_ZONES:
+        raise ValueError(f"not an IANA time zone name: {name!r}")
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+TimeZone = Annotated[str, AfterValidator(time_zone_name)]
+
+
+class Policy(WireModel):
+    """A rotation's distribution policy; every default is version 1's behaviour."""
+
+    on_join: Literal["reset", "level", "none"] = "reset"
+    on_return: Literal["none", "level"] = "none"
+    window: Literal["since_reset", "day", "week", "month"] = "since_reset"
+    count_by: Literal["booked_at", "starts_at"] = "booked_at"
+    time_zone: TimeZone = "UTC"
+    cap: Cap | None = None
+    no_shows_count: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """All seven keys, defaults filled: the plain form the domain stores in its events."""
+        return self.model_dump(mode="json")
+
+
 class CreateRotation(CommandBase):
     type: Literal["CreateRotation"]
     name: Name
     members: list[Identifier] = Field(default_factory=list, max_length=10_000)
     teams: list[Identifier] = Field(default_factory=list, max_length=1_000)
+    policy: Policy | None = None
+
+
+class SetPolicy(CommandBase):
+    """Replaces the policy whole: a field left out takes its default, not its old value."""
+
+    type: Literal["SetPolicy"]
+    policy: Policy
 
 
 class RenameRotation(CommandBase):
@@ -55,9 +126,63 @@ class RenameRotation(CommandBase):
     name: Name
 
 
-class AddMember(CommandBase):
-    type: Literal["AddMember"]
+MEMBER_OPTIONS = ("weight", "priority", "cap")
+
+
+class MemberCommand(CommandBase):
+    """A member and its options, the same in AddMember and SetMemberOptions."""
+
     user_id: Identifier
+    weight: Weight | None = None
+    priority: Priority | None = None
+    cap: Cap | None = None
+
+
+class AddMember(MemberCommand):
+    """None (or absent) options are the defaults: weight 100, priority 2, the policy's cap."""
+
+    type: Literal["AddMember"]
+
+
+class SetMemberOptions(MemberCommand):
+    """Only the options present change: `cap: null` present means "the policy's cap again"."""
+
+    type: Literal["SetMemberOptions"]
+
+    @field_validator("weight", "priority")
+    @classmethod
+    def _not_null(cls, value: int | None) -> int:
+        """Only a cap has a null to return to; a weight or priority null would be a guess."""
+        if value is None:
+            raise ValueError("may not be null (leave it out to keep it)")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_set(self) -> SetMemberOptions:
+        if not self.model_fields_set.intersection(MEMBER_OPTIONS):
+            raise ValueError("needs at least one of weight, priority or cap")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The options present, as plain values (cap as a dict, or None for the policy's)."""
+        present = self.model_dump(mode="json", include=set(MEMBER_OPTIONS))
+        return {name: present[name] for name in MEMBER_OPTIONS if name in self.model_fields_set}
+
+
+class CreditMember(CommandBase):
+    """A manual credit (negative takes back): counts like meetings for fairness, not caps."""
+
+    type: Literal["CreditMember"]
+    user_id: Identifier
+    meetings: CreditMeetings
+    reason: Reason
+
+    @field_validator("meetings")
+    @classmethod
+    def _not_zero(cls, meetings: int) -> int:
+        if meetings == 0:
+            raise ValueError("must not be 0")
+        return meetings
 
 
 class RemoveMember(CommandBase):
@@ -92,10 +217,36 @@ class BookMeeting(CommandBase):
     host_id: Identifier | None = None
     record: MeetingRecord
     starts_at: AwareDatetime | None = None
+    preferred_host_id: Identifier | None = None
 
 
 class DeleteRotation(CommandBase):
     type: Literal["DeleteRotation"]
+
+
+class CancelMeeting(CommandBase):
+    type: Literal["CancelMeeting"]
+    meeting_id: Identifier
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class RescheduleMeeting(CommandBase):
+    type: Literal["RescheduleMeeting"]
+    meeting_id: Identifier
+    starts_at: AwareDatetime
+
+
+class ReassignMeeting(CommandBase):
+    """No `host_id`: the current suggestion among the others (the current host excluded)."""
+
+    type: Literal["ReassignMeeting"]
+    meeting_id: Identifier
+    host_id: Identifier | None = None
+
+
+class MarkNoShow(CommandBase):
+    type: Literal["MarkNoShow"]
+    meeting_id: Identifier
 
 
 Command = Annotated[
@@ -107,7 +258,14 @@ Command = Annotated[
     | RemoveTeam
     | ToggleAvailability
     | BookMeeting
-    | DeleteRotation,
+    | DeleteRotation
+    | SetPolicy
+    | SetMemberOptions
+    | CreditMember
+    | CancelMeeting
+    | RescheduleMeeting
+    | ReassignMeeting
+    | MarkNoShow,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -170,6 +328,8 @@ class SuggestHost(WireModel):
     rotation_id: Identifier
     exclude: list[Identifier] = Field(default_factory=list, max_length=10_000)
     as_of: AwareDatetime | None = None
+    starts_at: AwareDatetime | None = None
+    preferred_host_id: Identifier | None = None
 
 
 class Candidate(BaseModel):
@@ -180,6 +340,24 @@ class Candidate(BaseModel):
     joined_at: datetime
     eligible: bool = True
     why: str | None = None
+    weight: int = DEFAULT_WEIGHT
+    priority: int = DEFAULT_PRIORITY
+    cap: Cap | None = None
+    capped: bool = False
+    credits: int = 0
+    held: int = 0
+
+
+class Fairness(BaseModel):
+    """How evenly the available, eligible members share meetings + credits.
+
+    `deviation` is the one float of the contract: a figure for people, worked out exactly
+    (as a fraction) inside and converted here at the edge; no decision ever reads it.
+    """
+
+    meetings: int
+    spread: int | None
+    deviation: float
 
 
 class SuggestionReply(BaseModel):
@@ -188,6 +366,7 @@ class SuggestionReply(BaseModel):
     reason: str | None = None
     candidates: list[Candidate] = Field(default_factory=list)
     position: int | None = None
+    fairness: Fairness | None = None
     error: ErrorBody | None = None
 
 
