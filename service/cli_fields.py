@@ -7,20 +7,23 @@ Everything here is read off the pydantic models of `service.contracts`, so a new
 from __future__ import annotations
 
 import json
+import shlex
 import types
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from service.contracts import Command, CommandBase
+from service.contracts import Cap, Command, CommandBase
 
 TRUE_WORDS = ("true", "yes", "1")
 FALSE_WORDS = ("false", "no", "0")
+NULL_WORDS = ("none", "null")
+"""An optional nested field given one of these is sent as null (a cap: the policy's again)."""
 FILLED_BY_CLI = ("type", "command_id", "rotation_id", "actor")
 """Fields the CLI fills in itself (from the argument and options), not examples' business."""
 
@@ -33,8 +36,21 @@ SAMPLES: dict[str, str] = {
     "meeting_id": "m-1",
     "host_id": "kari",
     "available": "false",
+    "policy": '{"window":"month","cap":{"meetings":5,"per":"week"}}',
+    "cap": "5/week",
+    "weight": "200",
+    "priority": "3",
+    "meetings": "2",
+    "reason": "covered for kari",
+    "preferred_host_id": "per",
 }
 """Example values by field name; any other field gets one from its type."""
+
+EXAMPLE_EXTRAS: dict[str, tuple[str, ...]] = {"SetMemberOptions": ("weight", "cap")}
+"""Optional fields an example shows anyway: a SetMemberOptions with none would be refused."""
+
+SEPARATORS: dict[type[BaseModel], str] = {Cap: "/"}
+"""The short form of a nested model joins its fields with ':' (`deal:42`) unless named here."""
 
 
 class FieldError(ValueError):
@@ -97,7 +113,7 @@ def _bare(annotation: Any) -> Any:
             return annotation
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -131,13 +147,44 @@ def parse_list(name: str, raw: str) -> list[str]:
     return items
 
 
-def parse_nested(name: str, model: type[BaseModel], raw: str) -> dict[str, str]:
-    """A nested model as its fields joined by ':' (a record is `deal:42`)."""
+def parse_int(name: str, raw: str) -> int:
+    """A whole number in decimal: the schema's ints are strict, so "5" must become 5 here."""
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise FieldError(f"field {name}: expected a whole number, got {raw!r}") from None
+
+
+def json_object(text: str, source: str, wanted: str) -> dict[str, Any]:
+    """`text` as a JSON object, or one line saying what `source` held instead."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise FieldError(f"{source} is not JSON: {error.msg} at {where}") from None
+    if not isinstance(value, dict):
+        raise FieldError(f"{source} holds a JSON {_json_kind(value)}; expected {wanted}")
+    return value
+
+
+def parse_nested(
+    name: str, model: type[BaseModel], raw: str, nullable: bool = False
+) -> dict[str, Any]:
+    """A nested model as a JSON object, or its short form: its fields joined by a separator
+    (a record is `deal:42`, a cap `5/week`), each part read by its own field's type."""
+    if raw.lstrip()[:1] in ("{", "["):
+        return json_object(raw, f"field {name}", "an object")
+    expected = f"field {name}: expected {_nested_kind(model, nullable)}, got {raw!r}"
+    if not _has_short_form(model):
+        raise FieldError(expected)
     names = list(model.model_fields)
-    parts = raw.split(":", len(names) - 1)
+    parts = raw.split(SEPARATORS.get(model, ":"), len(names) - 1)
     if len(parts) != len(names) or not all(p.strip() for p in parts):
-        raise FieldError(f"field {name}: expected {_nested_kind(model)}, got {raw!r}")
-    return {key: part.strip() for key, part in zip(names, parts, strict=True)}
+        raise FieldError(expected)
+    return {
+        key: parse_value(f"{name}.{key}", model.model_fields[key], part.strip())
+        for key, part in zip(names, parts, strict=True)
+    }
 
 
 def parse_value(name: str, info: FieldInfo, raw: str) -> Any:
@@ -145,10 +192,15 @@ def parse_value(name: str, info: FieldInfo, raw: str) -> Any:
     bare = _bare(info.annotation)
     if bare is bool:
         return parse_bool(name, raw)
+    if bare is int:
+        return parse_int(name, raw)
     if get_origin(bare) in (list, tuple, set):
         return parse_list(name, raw)
     if _is_model(bare):
-        return parse_nested(name, bare, raw)
+        nullable = _nullable(info.annotation)
+        if nullable and raw.strip().lower() in NULL_WORDS:
+            return None
+        return parse_nested(name, bare, raw, nullable)
     return raw
 
 
@@ -187,24 +239,33 @@ def describe(model: type[CommandBase], error: ValidationError) -> str:
     """The first failing field, its problem and what it allows."""
     first = error.errors()[0]
     location = [str(p) for p in first.get("loc", ())]
-    name = location[0] if location else "command"
+    message = first.get("msg", "invalid")
+    if not location:  # a rule across fields (SetMemberOptions needs one option)
+        return f"{_type_of(model)}: {message}"
+    where = ".".join(location)
+    kind = _kind_at(model, location)
     if first.get("type") == "missing":
-        return f"{_type_of(model)} needs field {name} ({_field_kind(model, name)})"
-    where = ".".join(location) or "command"
-    listed = first.get("type") == "literal_error" or name not in model.model_fields
-    allowed = "" if listed else f" (allowed: {_field_kind(model, name)})"
-    return f"field {where}: {first.get('msg', 'invalid')}{allowed}"
+        return f"{_type_of(model)} needs field {where} ({kind or 'see `rotations commands`'})"
+    listed = first.get("type") == "literal_error" or kind is None
+    allowed = "" if listed else f" (allowed: {kind})"
+    return f"field {where}: {message}{allowed}"
+
+
+def _kind_at(model: type[BaseModel], location: Sequence[str]) -> str | None:
+    """The kind of the field at a path like `policy.cap.meetings` (None: no such field)."""
+    *outer, last = location
+    for part in outer:
+        info = model.model_fields.get(part)
+        inner = _bare(info.annotation) if info is not None else None
+        if not _is_model(inner):
+            return None
+        model = inner
+    return _field_kind(model, last) if last in model.model_fields else None
 
 
 def json_command(text: str) -> dict[str, Any]:
     """A command read from stdin: one JSON object (the service checks its schema)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise FieldError(f"stdin is not JSON: {error.msg} at line {error.lineno}") from None
-    if not isinstance(value, dict):
-        raise FieldError(f"stdin holds a JSON {_json_kind(value)}; expected one command object")
-    return value
+    return json_object(text, "stdin", "one command object")
 
 
 def _json_kind(value: object) -> str:
@@ -237,19 +298,62 @@ def _field_kind(model: type[BaseModel], name: str) -> str:
         return "|".join(literal)
     if bare is bool:
         return "true|false"
+    if bare is int:
+        return _int_kind(info)
     if get_origin(bare) in (list, tuple, set):
         return "comma-separated list"
     if _is_model(bare):
-        return _nested_kind(bare)
+        return _nested_kind(bare, _nullable(info.annotation))
     if bare in (datetime, AwareDatetime):
         return "RFC 3339 time"
     return "text"
 
 
-def _nested_kind(model: type[BaseModel]) -> str:
-    """A nested model's parts joined by ':', a free text part by its name (`deal|...:id`)."""
-    kinds = [_field_kind(model, name) for name in model.model_fields]
-    return ":".join(k if k != "text" else n for k, n in zip(kinds, model.model_fields, strict=True))
+def _int_kind(info: FieldInfo) -> str:
+    """`whole number 1..1000`, the bounds read off the field's constraints."""
+    low, high = _bound(info, "ge"), _bound(info, "le")
+    if low is None or high is None:
+        return "whole number"
+    return f"whole number {low}..{high}"
+
+
+def _bound(info: FieldInfo, name: str) -> int | None:
+    """A `ge`/`le` constraint, whether on the field or inside its Optional[Annotated[...]]."""
+    pending: list[Any] = [*info.metadata, info.annotation]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, FieldInfo):
+            pending.extend(item.metadata)
+        elif get_origin(item) is typing.Annotated:
+            pending.extend(get_args(item)[1:])
+        elif get_origin(item) in (Union, types.UnionType):
+            pending.extend(get_args(item))
+        elif isinstance(value := getattr(item, name, None), int):
+            return value
+    return None
+
+
+def _nested_kind(model: type[BaseModel], nullable: bool = False) -> str:
+    """A nested model's short form, its parts by their values or names (`deal|...:id`,
+    `meetings/day|week|month`), or JSON; a model with defaults has only its JSON object."""
+    null = " or none" if nullable else ""
+    if not _has_short_form(model):
+        return f"JSON object (keys {', '.join(model.model_fields)}){null}"
+    parts = [_literal_values(info.annotation) for info in model.model_fields.values()]
+    named = ["|".join(p) if p else n for p, n in zip(parts, model.model_fields, strict=True)]
+    short = SEPARATORS.get(model, ":").join(named)
+    return f"{short}, JSON{null}" if nullable else f"{short} or JSON"
+
+
+def _has_short_form(model: type[BaseModel]) -> bool:
+    """Only a model of required fields can be written as its parts, in order."""
+    return all(info.is_required() for info in model.model_fields.values())
+
+
+def _nullable(annotation: Any) -> bool:
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation)
 
 
 def _sample(model: type[BaseModel], name: str) -> str:
@@ -258,7 +362,8 @@ def _sample(model: type[BaseModel], name: str) -> str:
     info = model.model_fields[name]
     bare = _bare(info.annotation)
     if _is_model(bare):
-        return ":".join(_sample(bare, n) for n in bare.model_fields)
+        separator = SEPARATORS.get(bare, ":")
+        return separator.join(_sample(bare, n) for n in bare.model_fields)
     literal = _literal_values(bare)
     if literal:
         return literal[-2] if len(literal) > 1 else literal[0]
@@ -267,13 +372,13 @@ def _sample(model: type[BaseModel], name: str) -> str:
 
 
 def example(model: type[CommandBase]) -> str:
-    """A `rotations send` line with the command's required fields."""
+    """A `rotations send` line with the command's required fields (and its extras), quoted
+    for a POSIX shell."""
+    shown = EXAMPLE_EXTRAS.get(_type_of(model), ())
     parts = [f"rotations send {_type_of(model)} --rotation-id sales-emea"]
     for doc in field_docs(model):
-        if doc.required:
-            value = _sample(model, doc.name)
-            quoted = f'"{value}"' if " " in value else value
-            parts.append(f"--field {doc.name}={quoted}")
+        if doc.required or doc.name in shown:
+            parts.append(f"--field {doc.name}={shlex.quote(_sample(model, doc.name))}")
     return " ".join(parts)
 
 

@@ -6,8 +6,10 @@ broker configured here does not exist: reaching for it would exit with 1).
 
 from __future__ import annotations
 
-import re
+import shlex
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -85,7 +87,7 @@ def test_a_missing_required_field_names_it() -> None:
     code, output = send("BookMeeting", "meeting_id=m")
 
     assert code == 2
-    assert "BookMeeting needs field record (contact|company|deal|ticket:id)" in output
+    assert "BookMeeting needs field record (contact|company|deal|ticket:id or JSON)" in output
 
 
 def test_an_unknown_field_lists_the_commands_fields() -> None:
@@ -163,9 +165,10 @@ def test_send_help_lists_every_type_with_its_fields() -> None:
 
 
 def test_every_example_parses() -> None:
+    """As a shell would split it: a policy's JSON is quoted, so is a reason with spaces."""
     for doc in catalogue():
-        words = re.findall(r'--field (\w+)=("[^"]*"|\S+)', doc.example)
-        fields = [f"{name}={value.strip(chr(34))}" for name, value in words]
+        words = shlex.split(doc.example)
+        fields = [value for option, value in pairwise(words) if option == "--field"]
         build_command(doc.type, BASE, fields)
 
 
@@ -179,3 +182,195 @@ def test_the_readme_has_every_command_and_field() -> None:
         for field in doc.fields:
             where = rows[doc.type] if field.name not in CommandBase.model_fields else text
             assert field.name in where, f"README: {doc.type} lacks {field.name}"
+
+
+# -- version 2: numbers, policies, caps and the new commands --------------------------------
+
+
+def test_a_whole_number_is_sent_as_a_number() -> None:
+    command = build_command("AddMember", BASE, ["user_id=ola", "weight=200", "priority= 0"])
+
+    assert (command["weight"], command["priority"]) == (200, 0)
+
+
+@pytest.mark.parametrize("weight", ["heavy", "1.5", "true", ""])
+def test_a_weight_that_is_no_whole_number_is_refused(weight: str) -> None:
+    code, output = send("AddMember", "user_id=ola", f"weight={weight}")
+
+    assert code == 2
+    assert f"field weight: expected a whole number, got {weight!r}" in one_error_line(output)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            ["weight=0"],
+            "field weight: Input should be greater than or equal to 1 (allowed: "
+            "whole number 1..1000)",
+        ),
+        (
+            ["priority=7"],
+            "field priority: Input should be less than or equal to 4 (allowed: whole number 0..4)",
+        ),
+    ],
+)
+def test_a_number_out_of_range_says_the_range(fields: list[str], message: str) -> None:
+    code, output = send("AddMember", "user_id=ola", *fields)
+
+    assert code == 2
+    assert message in one_error_line(output)
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("5/week", {"meetings": 5, "per": "week"}),
+        (" 1 / day ", {"meetings": 1, "per": "day"}),
+        ('{"meetings": 3, "per": "month"}', {"meetings": 3, "per": "month"}),
+        ("none", None),
+        ("NULL", None),
+    ],
+)
+def test_a_cap_is_short_json_or_none(raw: str, parsed: Any) -> None:
+    command = build_command("SetMemberOptions", BASE, ["user_id=ola", f"cap={raw}"])
+
+    assert command["cap"] == parsed
+
+
+def test_cap_none_sets_the_cap_back_to_the_policys() -> None:
+    from service.contracts import COMMAND_ADAPTER, SetMemberOptions
+
+    command = COMMAND_ADAPTER.validate_python(
+        build_command("SetMemberOptions", BASE, ["user_id=ola", "cap=none"])
+    )
+
+    assert isinstance(command, SetMemberOptions) and command.options() == {"cap": None}
+
+
+@pytest.mark.parametrize(
+    ("cap", "message"),
+    [
+        ("five/week", "field cap.meetings: expected a whole number, got 'five'"),
+        ("5", "field cap: expected meetings/day|week|month, JSON or none, got '5'"),
+        ("5/", "field cap: expected meetings/day|week|month, JSON or none"),
+        ("5/year", "field cap.per: Input should be 'day', 'week' or 'month'"),
+        (
+            "0/week",
+            "field cap.meetings: Input should be greater than or equal to 1 (allowed: "
+            "whole number 1..1000000)",
+        ),
+        ('{"meetings": 5', "field cap is not JSON"),
+        ('{"per": "week"}', "AddMember needs field cap.meetings (whole number 1..1000000)"),
+        ('{"meetings": 5, "per": "week", "x": 1}', "field cap.x: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_cap_is_one_line_naming_the_part(cap: str, message: str) -> None:
+    code, output = send("AddMember", "user_id=ola", f"cap={cap}")
+
+    assert code == 2
+    assert message in one_error_line(output)
+
+
+def test_a_policy_is_json() -> None:
+    policy = '{"window":"month","cap":{"meetings":5,"per":"week"}}'
+    command = build_command("SetPolicy", BASE, [f"policy={policy}"])
+    created = build_command("CreateRotation", BASE, ["name=Sales", "policy=none"])
+
+    assert command["policy"] == {"window": "month", "cap": {"meetings": 5, "per": "week"}}
+    assert created["policy"] is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ("month", "field policy: expected JSON object (keys on_join, on_return, window"),
+        ("none", "field policy: expected JSON object"),  # SetPolicy needs one
+        ("[1]", "field policy holds a JSON array; expected an object"),
+        ("{window: month}", "field policy is not JSON: Expecting property name"),
+        ('{"window": "year"}', "field policy.window: Input should be 'since_reset', 'day'"),
+        ('{"time_zone": "Mars/Olympus"}', "field policy.time_zone: Value error, unknown time zone"),
+        (
+            '{"cap": {"meetings": 0, "per": "day"}}',
+            "field policy.cap.meetings: Input should be greater than or equal to 1 (allowed: "
+            "whole number 1..1000000)",
+        ),
+        ('{"cap": {"meetings": 5.0, "per": "day"}}', "field policy.cap.meetings: Input should"),
+        ('{"windows": "day"}', "field policy.windows: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_policy_is_one_line_naming_the_part(policy: str, message: str) -> None:
+    code, output = send("SetPolicy", f"policy={policy}")
+
+    assert code == 2
+    assert message in one_error_line(output)
+
+
+def test_set_member_options_without_an_option_is_refused() -> None:
+    code, output = send("SetMemberOptions", "user_id=ola")
+
+    assert code == 2
+    assert "SetMemberOptions: Value error, needs at least one of weight, priority or cap" in (
+        one_error_line(output)
+    )
+
+
+def test_a_credit_takes_a_signed_count_and_a_reason() -> None:
+    command = build_command(
+        "CreditMember", BASE, ["user_id=ola", "meetings=-2", "reason=took two back"]
+    )
+    assert (command["meetings"], command["reason"]) == (-2, "took two back")
+
+    code, output = send("CreditMember", "user_id=ola", "meetings=0", "reason=x")
+    assert code == 2
+    assert "field meetings: Value error, must not be 0" in one_error_line(output)
+
+
+def test_preferred_host_and_lifecycle_fields() -> None:
+    booked = build_command(
+        "BookMeeting", BASE, ["meeting_id=m", "record=deal:1", "preferred_host_id=per"]
+    )
+    moved = build_command(
+        "RescheduleMeeting", BASE, ["meeting_id=m", "starts_at=2026-03-02T09:00:00+01:00"]
+    )
+    cancelled = build_command("CancelMeeting", BASE, ["meeting_id=m", "reason=moved to March"])
+    reassigned = build_command("ReassignMeeting", BASE, ["meeting_id=m", "host-id=kari"])
+
+    assert booked["preferred_host_id"] == "per"
+    assert moved["starts_at"] == "2026-03-02T09:00:00+01:00"
+    assert cancelled["reason"] == "moved to March"
+    assert reassigned["host_id"] == "kari"
+
+
+@pytest.mark.parametrize(
+    ("command_type", "fields", "message"),
+    [
+        (
+            "RescheduleMeeting",
+            ["meeting_id=m"],
+            "RescheduleMeeting needs field starts_at (RFC 3339 time)",
+        ),
+        ("RescheduleMeeting", ["meeting_id=m", "starts_at=2026-03-02T09:00:00"], "field starts_at"),
+        ("MarkNoShow", [], "MarkNoShow needs field meeting_id (text)"),
+        ("MarkNoShow", ["meeting_id=m", "reason=x"], "MarkNoShow has no field 'reason'"),
+    ],
+)
+def test_a_bad_lifecycle_command_is_one_line(
+    command_type: str, fields: list[str], message: str
+) -> None:
+    code, output = send(command_type, *fields)
+
+    assert code == 2
+    assert message in one_error_line(output)
+
+
+def test_commands_shows_the_v2_kinds() -> None:
+    result = CliRunner().invoke(cli, ["commands"], env={**NO_BROKER, "COLUMNS": "250"})
+
+    assert result.exit_code == 0, result.output
+    assert "cap: meetings/day|week|month, JSON or none" in result.output
+    assert "weight: whole number 1..1000" in result.output
+    assert "policy*: JSON object (keys on_join, on_return, window, count_by, time_zone, cap, " in (
+        result.output
+    )
+    assert '--field policy=\'{"window":"month"' in result.output
