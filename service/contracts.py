@@ -87,7 +87,11 @@ def time_zone_name(name: str) -> str:
     return name
 
 
-TimeZone = Annotated[str, AfterValidator(time_zone_name)]
+TimeZone = Annotated[
+    str,
+    AfterValidator(time_zone_name),
+    Field(description="an IANA time zone name", examples=["Europe/Oslo"]),
+]
 
 
 class Policy(WireModel):
@@ -139,13 +143,26 @@ class MemberCommand(CommandBase):
 
 
 class AddMember(MemberCommand):
-    """None (or absent) options are the defaults: weight 100, priority 2, the policy's cap."""
+    """An option left out (or null) takes its default: weight 100, priority 2, the policy's
+    cap."""
 
     type: Literal["AddMember"]
 
 
+def _options_schema(schema: dict[str, Any]) -> None:
+    """What the validators below check, said in the JSON schema too (for the AsyncAPI file)."""
+    properties = schema["properties"]
+    for name in ("weight", "priority"):
+        (number,) = [s for s in properties[name].pop("anyOf") if s.get("type") != "null"]
+        properties[name].update(number)
+        del properties[name]["default"]  # left out, it is unchanged: null is refused
+    schema["anyOf"] = [{"required": [name]} for name in MEMBER_OPTIONS]
+
+
 class SetMemberOptions(MemberCommand):
     """Only the options present change: `cap: null` present means "the policy's cap again"."""
+
+    model_config = ConfigDict(json_schema_extra=_options_schema)
 
     type: Literal["SetMemberOptions"]
 
@@ -174,7 +191,7 @@ class CreditMember(CommandBase):
 
     type: Literal["CreditMember"]
     user_id: Identifier
-    meetings: CreditMeetings
+    meetings: CreditMeetings = Field(json_schema_extra={"not": {"const": 0}})
     reason: Reason
 
     @field_validator("meetings")
@@ -349,15 +366,19 @@ class Candidate(BaseModel):
 
 
 class Fairness(BaseModel):
-    """How evenly the available, eligible members share meetings + credits.
+    """How evenly the available, eligible members share meetings + credits (a figure for
+    people: no decision reads it)."""
 
-    `deviation` is the one float of the contract: a figure for people, worked out exactly
-    (as a fraction) inside and converted here at the edge; no decision ever reads it.
-    """
-
-    meetings: int
-    spread: int | None
-    deviation: float
+    # `deviation` is the contract's one float: worked out exactly (a Fraction) by the domain
+    # and converted only here, at the edge.
+    meetings: int = Field(description="meetings + credits of the available, eligible members")
+    spread: int | None = Field(
+        description="max - min of their meetings + credits; null with fewer than two"
+    )
+    deviation: float = Field(
+        description="sum of |meetings + credits - total * weight / sum of weights|, divided "
+        "by the total (0 when the total is 0)"
+    )
 
 
 class SuggestionReply(BaseModel):

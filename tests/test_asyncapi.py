@@ -107,3 +107,28 @@ def test_every_reference_resolves() -> None:
         for part in ref[2:].split("/"):
             assert part in target, f"{ref} does not resolve"
             target = target[part]
+
+
+def test_version_2_commands_and_reply_fields_are_documented() -> None:
+    """A new command, its nested policy and the rules pydantic cannot say by itself; the
+    suggestion reply's fairness and the candidates' new fields."""
+    doc = yaml.safe_load(COMMITTED.read_text(encoding="utf-8"))
+    schemas = doc["components"]["schemas"]
+
+    mapping = schemas["Command"]["discriminator"]["mapping"]
+    assert mapping["SetPolicy"] == "#/components/schemas/SetPolicy"
+    assert schemas["SetPolicy"]["properties"]["policy"] == {"$ref": "#/components/schemas/Policy"}
+    assert set(schemas["Policy"]["properties"]) == set(c.Policy().as_dict())
+    assert schemas["Cap"]["properties"]["meetings"]["minimum"] == 1
+    options = schemas["SetMemberOptions"]
+    assert options["anyOf"] == [{"required": [name]} for name in ("weight", "priority", "cap")]
+    assert options["properties"]["weight"]["type"] == "integer"  # null is refused
+    assert schemas["CreditMember"]["properties"]["meetings"]["not"] == {"const": 0}
+    assert "preferred_host_id" in schemas["BookMeeting"]["properties"]
+
+    reply = schemas["SuggestionReply"]["properties"]
+    assert {"$ref": "#/components/schemas/Fairness"} in reply["fairness"]["anyOf"]
+    assert set(schemas["Fairness"]["properties"]) == {"meetings", "spread", "deviation"}
+    candidate = schemas["Candidate"]["properties"]
+    assert {"weight", "priority", "cap", "capped", "credits", "held"} <= set(candidate)
+    assert {"starts_at", "preferred_host_id"} <= set(schemas["SuggestHost"]["properties"])
