@@ -49,3 +49,11 @@ class Forbidden(RotationError):
 
 class Conflict(RotationError):
     code = "conflict"
+
+
+class UnknownMeeting(RotationError):
+    code = "unknown_meeting"
+
+
+class MeetingCancelled(RotationError):
+    code = "meeting_cancelled"

@@ -6,10 +6,11 @@ model, `projections.rotation_view`, applies the same mutators to its stored snap
 What a rotation event changed (who joined, who left, whether counts were reset) is read
 off the aggregate's state before and after it, never off the event's fields.
 
-Resets, defined once: every join runs `Rotation._join`, which resets every member's count
-(and sets `last_reset_at`) and takes the next join number. So an event reset the counts
-exactly when it made members join, i.e. when it took join numbers (`next_join_seq` grew).
-A creation with members is a reset; a team whose members were all members already is not.
+Resets, defined once: a join under `on_join: reset` (the default, version 1's rule) runs
+`Rotation._join`'s reset, which clears what counts since the last reset and records the
+event's version as `reset_version`. So an event reset the counts exactly when it moved
+`reset_version`. A creation with members is a reset; a team whose members were all members
+already is not; under `on_join: level` or `none` no join resets anything.
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ class Change:
 
 
 def change(before: Rotation | None, after: Rotation) -> Change:
-    """Read off the states: joiners took join numbers from `before.next_join_seq` on."""
+    """Read off the states: joiners took join numbers from `before.next_join_seq` on, and a
+    reset moved `reset_version` (see the module docstring)."""
     first = before.next_join_seq if before is not None else 0
     had = list(before.members) if before is not None else []
     return Change(
         joined=tuple(m for m, r in after.members.items() if r["join_seq"] >= first),
         left=tuple(m for m in had if m not in after.members),
-        reset=after.next_join_seq > first,
+        reset=after.reset_version != (before.reset_version if before is not None else 0),
     )
 
 

@@ -22,7 +22,6 @@ from pydantic_core import to_jsonable_python
 from events.directory import DirectoryUser, ineligibility, user_uuid
 from events.errors import UnknownRotation
 from events.fold import Step, fold, fold_steps
-from events.ranking import rank
 from events.rotation import NOT_RECORDED, OVERRIDE, Rotation, rotation_uuid, standing_to_dict
 from projections.directory_mode import ModeHistory, mode_name
 from projections.ports import AuditSource, EventSource, history
@@ -300,7 +299,12 @@ def _explain(
     position: int,
     directory: str,
 ) -> Explanation:
-    suggestion = rank(before.standings(ineligible))
+    suggestion = before.suggest(
+        event.at,
+        ineligible=ineligible,
+        starts_at=event.starts_at,
+        preferred_host_id=event.preferred_host_id,
+    )
     override = event.host_id != suggestion.host_id
     derived = Decision(
         suggested_host_id=suggestion.host_id,

@@ -64,7 +64,12 @@ def ineligible_as_of(
 
 
 def suggest_as_of(
-    app: AuditSource, rotation_id: str, as_of: datetime, exclude: Sequence[str] = ()
+    app: AuditSource,
+    rotation_id: str,
+    as_of: datetime,
+    exclude: Sequence[str] = (),
+    starts_at: datetime | None = None,
+    preferred_host_id: str | None = None,
 ) -> ViewAnswer:
     """The suggestion as it would have been answered at `as_of`, and its event position."""
     rotation = rotation_as_of(app, rotation_id, as_of)
@@ -74,5 +79,5 @@ def suggest_as_of(
         raise RotationDeleted(f"rotation {rotation_id!r} was deleted by {as_of.isoformat()}")
     (position,) = positions_of(app.recorder, rotation.id, rotation.version, rotation.version)
     ineligible, directory_position = ineligible_as_of(app, list(rotation.members), as_of)
-    suggestion = rotation.suggest(tuple(exclude), ineligible)
+    suggestion = rotation.suggest(as_of, tuple(exclude), ineligible, starts_at, preferred_host_id)
     return ViewAnswer(suggestion, max(position, directory_position), rotation)

@@ -159,7 +159,8 @@ def _row_differences(
         "version": (live.version, rebuilt.version),
         "name": (live.name, rebuilt.name),
         "deleted": (live.deleted, rebuilt.deleted),
-        "standings": (live.standings(), rebuilt.standings()),
+        "policy": (live.policy, rebuilt.policy),
+        "members": (live.members, rebuilt.members),
     }
     for what, (was, now) in pairs.items():
         if was != now:

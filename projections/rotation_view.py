@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -257,8 +258,12 @@ class RotationProjector:
         rotation_id: str,
         exclude: Sequence[str] = (),
         ineligible: Callable[[list[str]], Mapping[str, str]] | None = None,
+        at: datetime | None = None,
+        starts_at: datetime | None = None,
+        preferred_host_id: str | None = None,
     ) -> ViewAnswer:
-        """Rank the rotation's members as the read model has them now.
+        """Rank the rotation's members as the read model has them, for a decision at `at`
+        (now by default) about a meeting starting at `starts_at`.
 
         `ineligible` says which users cannot host (from the directory), by user id.
         """
@@ -272,7 +277,10 @@ class RotationProjector:
             members = list(rotation.members)
         why = ineligible(members) if ineligible else None
         with self.lock:
-            return ViewAnswer(rotation.suggest(tuple(exclude), why), self.position, rotation)
+            suggestion = rotation.suggest(
+                at or datetime.now(UTC), tuple(exclude), why, starts_at, preferred_host_id
+            )
+            return ViewAnswer(suggestion, self.position, rotation)
 
     def state(self, rotation_id: str) -> Rotation | None:
         with self.lock:

@@ -56,7 +56,10 @@ def update_team(scope: CommandScope, fact: c.TeamUpdated) -> None:
     else:
         team.update(name=fact.name, members=members)
     for rotation_id in scope.rotations_holding(fact.team_id):
-        scope.rotation(rotation_id).team_changed(fact.team_id, members, at=scope.now)
+        rotation = scope.rotation(rotation_id)
+        asked = [*rotation.members, *members] if rotation.levels_joins else []
+        ineligible = scope.store.ineligible_users(asked) if asked else {}
+        rotation.team_changed(fact.team_id, members, at=scope.now, ineligible=ineligible)
 
 
 DIRECTORY_HANDLERS: dict[type[DirectoryFact], Callable[[CommandScope, Any], None]] = {

@@ -202,7 +202,9 @@ def test_projector_suggests_what_the_aggregate_suggests(app: RotationsApplicatio
     assert projector.position == app.recorder.max_notification_id()
     answer = projector.suggest(RID)
     assert answer.suggestion == app.get_rotation(RID).suggest()
-    assert projector.suggest(RID, exclude=["c"]).suggestion == app.get_rotation(RID).suggest(["c"])
+    assert projector.suggest(RID, exclude=["c"]).suggestion == app.get_rotation(RID).suggest(
+        exclude=["c"]
+    )
     assert projector.suggest("r2").suggestion == app.get_rotation("r2").suggest()
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from events.errors import UnknownRotation
+from events.policy import DEFAULT_POLICY
 from events.ranking import FEWEST_MEETINGS, TIE_JOIN_ORDER, TIE_LEAST_RECENT
 from events.rotation import OVERRIDE, standing_to_dict
 from projections.audit import MeetingNotFound, audit_history, explain_booking, explain_bookings
@@ -158,6 +159,10 @@ def test_a_stored_record_the_events_do_not_support_is_a_mismatch(
         record=RECORD,
         starts_at=None,
         at=T0 + timedelta(hours=1),
+        policy=dict(DEFAULT_POLICY),
+        reference_at=T0 + timedelta(hours=1),
+        window=None,
+        preferred_host_id=None,
     )
     clocked.save(rotation)
 

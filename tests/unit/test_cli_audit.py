@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from events.policy import DEFAULT_POLICY
 from events.ranking import FEWEST_MEETINGS
 from projections.replay import LIVE_TABLE, read_rows, table_exists
 from projections.rotation_view import RotationProjector, key_of, open_view
@@ -98,6 +99,10 @@ def test_explain_a_tampered_record_is_a_loud_mismatch(store: str) -> None:
         record=RECORD,
         starts_at=None,
         at=datetime.now(UTC),
+        policy=dict(DEFAULT_POLICY),
+        reference_at=datetime.now(UTC),
+        window=None,
+        preferred_host_id=None,
     )
     app.save(rotation)
     app.close()

@@ -99,7 +99,7 @@ def test_comparison_reports_missing_changed_and_lagging_rows(app: RotationsAppli
     found = {(d.rotation_id, d.what) for d in comparison.differences}
     assert found == {
         ("r1", "name"),
-        ("r1", "standings"),
+        ("r1", "members"),
         ("r2", "version"),
         ("r2", "name"),
         ("r3", "missing_live"),

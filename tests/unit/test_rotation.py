@@ -110,6 +110,12 @@ def test_override_to_another_member_is_recorded() -> None:
         "join_seq": 0,
         "eligible": True,
         "why": None,
+        "weight": 100,
+        "priority": 2,
+        "credits": 0,
+        "held": 0,
+        "cap": None,
+        "capped": False,
     }
     assert meetings(rotation) == {"a": 0, "b": 1}
 

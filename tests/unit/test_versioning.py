@@ -48,7 +48,7 @@ def test_every_rotation_event_declares_its_schema_version() -> None:
     versions = {cls.__name__: declared_version(cls) for cls in rotation_event_classes()}
 
     assert not [name for name, version in versions.items() if version is None]
-    assert versions["MeetingBooked"] == 3
+    assert versions["MeetingBooked"] == 4
     assert {"Created", "Renamed", "MemberAdded", "MemberRemoved", "Deleted"} <= versions.keys()
     for cls in rotation_event_classes():
         version = declared_version(cls) or 1
@@ -179,7 +179,7 @@ def test_events_stored_before_versioning_keep_their_decision_record(
     )
 
 
-def test_current_bookings_are_stored_as_v2(app: RotationsApplication) -> None:
+def test_current_events_are_stored_at_their_current_versions(app: RotationsApplication) -> None:
     ok(app, "CreateRotation", RID, name="New", members=["a"])
     book(app, RID, "m1")
 
@@ -188,8 +188,9 @@ def test_current_bookings_are_stored_as_v2(app: RotationsApplication) -> None:
         for record in app.recorder.select_events(rotation_uuid(RID))
     }
 
-    assert states["MeetingBooked"]["class_version"] == 3
-    assert "class_version" not in states["Created"]  # v1 events are stored as before
+    assert states["MeetingBooked"]["class_version"] == 4
+    assert states["Created"]["class_version"] == 2  # v2: the policy
+    assert "class_version" not in states["MeetingBooked"]["candidates"][0]
 
 
 @pytest.mark.parametrize("missing", ["meeting_id", "host_id"])
