@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -140,14 +141,23 @@ class RotationsClient:
         self,
         rotation_id: str,
         exclude: list[str] | None = None,
-        as_of: str | None = None,
+        as_of: str | datetime | None = None,
         timeout: float | None = None,
+        *,
+        starts_at: str | datetime | None = None,
+        preferred_host_id: str | None = None,
     ) -> dict[str, Any]:
+        """Ask who should host; `starts_at` (RFC 3339 or an aware datetime) is the meeting's
+        start, `preferred_host_id` the member to choose when it can host (contract v2)."""
         request: dict[str, Any] = {"rotation_id": rotation_id}
         if exclude:
             request["exclude"] = exclude
         if as_of:
-            request["as_of"] = as_of
+            request["as_of"] = _timestamp(as_of)
+        if starts_at:
+            request["starts_at"] = _timestamp(starts_at)
+        if preferred_host_id is not None:
+            request["preferred_host_id"] = preferred_host_id
         reply = await self.request_raw(
             self.settings.suggest_topic,
             json.dumps(request).encode(),
@@ -155,3 +165,7 @@ class RotationsClient:
             timeout=timeout,
         )
         return dict(json.loads(reply))
+
+
+def _timestamp(value: str | datetime) -> str:
+    return value.isoformat() if isinstance(value, datetime) else value
