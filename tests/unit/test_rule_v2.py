@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -278,6 +279,6 @@ def test_fairness_is_exact_and_weighted() -> None:
     even = fairness([standing("a", 2, 200), standing("b", 1, 100)])
     skewed = fairness([standing("a", 0, 100), standing("b", 4, 100)])
 
-    assert (even.meetings, even.spread, even.deviation) == (3, 1, 0)
-    assert (skewed.meetings, skewed.spread, skewed.deviation) == (4, 4, 1)
+    assert (even.meetings, even.spread, even.deviation) == (3, 1, Fraction(0))
+    assert (skewed.meetings, skewed.spread, skewed.deviation) == (4, 4, Fraction(1))
     assert fairness([standing("a", 0, 100)]).spread is None
