@@ -52,7 +52,7 @@ from service import contracts as c
 from service.directory_cache import DirectoryCache
 from service.directory_handlers import DIRECTORY_HANDLERS
 from service.handlers import handle
-from service.ledger import Claim, Ledger, LedgerSeal, Receipt, ledger_recorder_class
+from service.ledger import Claim, Ledger, LedgerSeal, MeetingMark, Receipt, ledger_recorder_class
 from service.postgres_binary import send_events_in_binary
 from service.store_changes import StoreChanges
 from service.transcoder import OrjsonTranscoder
@@ -67,6 +67,7 @@ Clock = Callable[[], datetime]
 
 
 DIRECTORY_ATTEMPTS = 12  # about 3 s of backing off at most
+LEGACY_SCAN_PAGE = 500  # events read at once looking for a meeting booked before the index
 
 
 def utc_now() -> datetime:
@@ -255,6 +256,49 @@ class RotationsApplication(Application[UUID]):
     def has_claim(self, rotation_id: str, meeting_id: str) -> bool:
         return self.ledger.has_claim(*self.seal.claim_key(rotation_id, meeting_id))
 
+    def find_meeting_event(self, rotation_id: str, meeting_id: str) -> Rotation.Event | None:
+        """The meeting's latest stored event (it carries the meeting's facts), or None for a
+        meeting the rotation never booked. Read from the store, for any thread.
+
+        The ledger's meeting index gives the event's version, and that one event is read:
+        two primary-key reads, however long the rotation's history. Only a meeting booked
+        before the index (its claim has no version) is looked for in the history instead,
+        newest event first, until one names the meeting; its next event marks it.
+        """
+        key = self.seal.claim_key(rotation_id, meeting_id)
+        originator_id = rotation_uuid(rotation_id)
+        version = self.ledger.meeting_version(*key)
+        if version is not None:
+            for found in self.events.get(originator_id, gt=version - 1, lte=version):
+                assert isinstance(found, Rotation.Event)
+                return found
+            raise LookupError(f"meeting {meeting_id!r} of {rotation_id!r}: no event {version}")
+        if not self.ledger.has_claim(*key):
+            return None
+        log.info(
+            "meeting %r of %r was booked before the meeting index: reading the history",
+            meeting_id,
+            rotation_id,
+        )
+        return self._meeting_event_in_history(originator_id, meeting_id)
+
+    def _meeting_event_in_history(
+        self, originator_id: UUID, meeting_id: str
+    ) -> Rotation.Event | None:
+        """The newest event naming the meeting, reading back a page of events at a time."""
+        below: int | None = None
+        while True:
+            page = list(
+                self.events.get(originator_id, lte=below, desc=True, limit=LEGACY_SCAN_PAGE)
+            )
+            for found in page:
+                if getattr(found, "meeting_id", None) == meeting_id:
+                    assert isinstance(found, Rotation.Event)
+                    return found
+            if len(page) < LEGACY_SCAN_PAGE:
+                return None
+            below = page[-1].originator_version - 1
+
     # -- commands ------------------------------------------------------------------------
 
     def execute(self, command: c.CommandBase, tracking: Tracking | None = None) -> c.CommandReply:
@@ -312,6 +356,7 @@ class RotationsApplication(Application[UUID]):
                 *work.aggregates.values(),
                 receipts=[self.seal.receipt(r) for r in work.receipts],
                 claims=[self.seal.claim(c) for c in work.claims.values()],
+                marks=[self.seal.mark(m) for m in work.marks.values()],
                 more_tracking=more_tracking,
             )
         except IntegrityError:
@@ -451,12 +496,14 @@ class RotationsApplication(Application[UUID]):
         *objs: Any,
         receipts: Sequence[Receipt] = (),
         claims: Sequence[Claim] = (),
+        marks: Sequence[MeetingMark] = (),
         more_tracking: Sequence[Tracking] = (),
     ) -> list[Any]:
-        """Save events, tracking records, receipts and claims in one transaction."""
+        """Save events, tracking records, receipts, claims and meeting marks in one
+        transaction."""
         processing = ProcessingEvent[UUID](tracking=tracking)
         processing.saved_kwargs.update(
-            receipts=receipts, claims=claims, more_tracking=more_tracking
+            receipts=receipts, claims=claims, marks=marks, more_tracking=more_tracking
         )
         # What `processing.collect_events(*objs)` does, without its two runtime-checked
         # Protocol isinstance calls per aggregate (slow on Python 3.11: a tenth of a command).
@@ -557,6 +604,9 @@ class StoreReads:
 
     def has_claim(self, rotation_id: str, meeting_id: str) -> bool:
         return self.app.has_claim(rotation_id, meeting_id)
+
+    def find_meeting_event(self, rotation_id: str, meeting_id: str) -> Rotation.Event | None:
+        return self.app.find_meeting_event(rotation_id, meeting_id)  # from the store already
 
     def ineligible_users(self, user_ids: list[str]) -> dict[str, str]:
         return self.app.ineligible_users(user_ids)

@@ -133,5 +133,5 @@ def book_meeting(scope: CommandScope, command: c.BookMeeting) -> str:
         at=scope.now,
         ineligible=scope.store.ineligible_users(list(rotation.members)),
     )
-    scope.claim_meeting(command.rotation_id, command.meeting_id, host)
+    scope.claim_meeting(command.rotation_id, command.meeting_id, host, rotation.version)
     return host

@@ -10,6 +10,19 @@ key fails the whole transaction (the library's `IntegrityError`), as a repeated 
 id did. The application hands them over as `ProcessingEvent.saved_kwargs`, which the library
 passes on to the recorder's `insert_events`.
 
+A claim row is also the meeting index: its `version` is the aggregate version (the
+`originator_version`) of the meeting's latest event. Every event about a meeting carries
+the meeting's full facts, so deciding a cancel or a reassignment reads that one event back
+by its version (`RotationsApplication.find_meeting_event`): a primary-key read in each
+table, as fast for a meeting booked a million events ago as for one booked a moment ago,
+and the Rotation aggregate never holds its meetings. The booking's claim is inserted with
+its version (no extra row per booking); each later event about the meeting moves it on (a
+`MeetingMark`, an UPDATE in the same transaction). A column rather than a table of its own:
+a separate index table would cost a second row and a second statement per booking, and the
+claim's key is already the index's key. Stores made before the index have the table without
+the column; it is added when the recorder creates its tables, and their rows keep a NULL
+version (`meeting_version` is None, and the meeting is found by reading the history).
+
 The recorders are the library's own process recorders, chosen through its
 `PROCESS_RECORDER_TOPIC` setting (`ledger_recorder_class`). They also take more than one
 tracking record per transaction (`more_tracking`), so that a batch fetched from several
@@ -19,8 +32,10 @@ partitions is stored at once with the position of each.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +47,7 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteFactory, SQLiteProcessRecor
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+from psycopg.types.numeric import Int8
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,22 @@ class Receipt:
 
 @dataclass(frozen=True)
 class Claim:
-    """A meeting id taken within a rotation, and who hosts it."""
+    """A meeting id taken within a rotation, who hosts it, and the version (in the rotation)
+    of the booking event."""
 
     rotation_id: str
     meeting_id: str
     host_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class MeetingMark:
+    """A later event about a claimed meeting: the version of the meeting's latest event."""
+
+    rotation_id: str
+    meeting_id: str
+    version: int
 
 
 class Ledger(Protocol):
@@ -58,13 +85,23 @@ class Ledger(Protocol):
 
     def has_claim(self, rotation_id: str, meeting_id: str) -> bool: ...
 
+    def meeting_version(self, rotation_id: str, meeting_id: str) -> int | None:
+        """The version of the meeting's latest event; None when the meeting was never
+        claimed, or was claimed before the index (`has_claim` tells which)."""
+        ...
+
 
 def _receipt_rows(kwargs: dict[str, Any]) -> list[tuple[str, bytes]]:
     return [(r.key, r.outcome) for r in kwargs.get("receipts", ())]
 
 
-def _claim_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(c.rotation_id, c.meeting_id, c.host_id) for c in kwargs.get("claims", ())]
+def _claim_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    return [(c.rotation_id, c.meeting_id, c.host_id, c.version) for c in kwargs.get("claims", ())]
+
+
+def _mark_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """After the claims: a meeting booked earlier in the same transaction is marked too."""
+    return [(m.rotation_id, m.meeting_id, m.version) for m in kwargs.get("marks", ())]
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -81,8 +118,18 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
             "CREATE TABLE IF NOT EXISTS command_receipts "
             "(command_id TEXT PRIMARY KEY, outcome BLOB) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS meeting_claims (rotation_id TEXT, meeting_id TEXT, "
-            "host_id TEXT, PRIMARY KEY (rotation_id, meeting_id)) WITHOUT ROWID",
+            "host_id TEXT, version INTEGER, PRIMARY KEY (rotation_id, meeting_id)) WITHOUT ROWID",
         ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        # A store made before the meeting index: its claims table has no version column.
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT name FROM pragma_table_info('meeting_claims')")
+            if "version" not in {row[0] for row in c.fetchall()}:
+                # Another process may have added it since (then: duplicate column name).
+                with contextlib.suppress(sqlite3.OperationalError):
+                    c.execute("ALTER TABLE meeting_claims ADD COLUMN version INTEGER")
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -93,7 +140,16 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         if receipts := _receipt_rows(kwargs):
             c.executemany("INSERT INTO command_receipts VALUES (?, ?)", receipts)
         if claims := _claim_rows(kwargs):
-            c.executemany("INSERT INTO meeting_claims VALUES (?, ?, ?)", claims)
+            c.executemany(
+                "INSERT INTO meeting_claims (rotation_id, meeting_id, host_id, version) "
+                "VALUES (?, ?, ?, ?)",
+                claims,
+            )
+        if marks := _mark_rows(kwargs):
+            c.executemany(
+                "UPDATE meeting_claims SET version = ? WHERE rotation_id = ? AND meeting_id = ?",
+                [(version, rotation, meeting) for rotation, meeting, version in marks],
+            )
         return returning
 
     def select_receipt(self, key: str) -> bytes | None:
@@ -110,6 +166,15 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
             )
             return c.fetchone() is not None
 
+    def meeting_version(self, rotation_id: str, meeting_id: str) -> int | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT version FROM meeting_claims WHERE rotation_id = ? AND meeting_id = ?",
+                (rotation_id, meeting_id),
+            )
+            row = c.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
 
 class PostgresLedgerRecorder(PostgresProcessRecorder):
     """The library's PostgreSQL process recorder, also writing receipts and claims.
@@ -124,6 +189,7 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         schema = Identifier(self.datastore.schema)
         receipts = Identifier(f"{base}_command_receipts")
         claims = Identifier(f"{base}_meeting_claims")
+        self.claims_table_name = f"{base}_meeting_claims"
         for name in (receipts, claims):
             self.check_identifier_length(name.as_string())
         self.sql_create_statements += [
@@ -132,16 +198,31 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             ).format(schema, receipts),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (rotation_id text, meeting_id text, "
-                "host_id text, PRIMARY KEY (rotation_id, meeting_id))"
+                "host_id text, version bigint, PRIMARY KEY (rotation_id, meeting_id))"
             ).format(schema, claims),
         ]
+        # A store made before the meeting index: its claims table has no version column.
+        self.select_version_column = SQL(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s AND column_name = 'version'"
+        )
+        self.add_version_column = SQL(
+            "ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS version bigint"
+        ).format(schema, claims)
         # One statement per table and transaction, the rows as arrays sent in binary: an
         # executemany costs a round of Python work per row in psycopg's pipeline mode.
         self.insert_receipts = SQL(
             "INSERT INTO {}.{} SELECT * FROM unnest(%b::text[], %b::bytea[])"
         ).format(schema, receipts)
         self.insert_claims = SQL(
-            "INSERT INTO {}.{} SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
+            "INSERT INTO {}.{} (rotation_id, meeting_id, host_id, version) "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[])"
+        ).format(schema, claims)
+        self.update_marks = SQL(
+            "UPDATE {}.{} AS c SET version = m.version "
+            "FROM unnest(%b::text[], %b::text[], %b::bigint[]) "
+            "AS m(rotation_id, meeting_id, version) "
+            "WHERE c.rotation_id = m.rotation_id AND c.meeting_id = m.meeting_id"
         ).format(schema, claims)
         self.select_receipt_statement = SQL(
             "SELECT outcome FROM {}.{} WHERE command_id = %s"
@@ -149,6 +230,18 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         self.select_claim_statement = SQL(
             "SELECT 1 AS found FROM {}.{} WHERE rotation_id = %s AND meeting_id = %s"
         ).format(schema, claims)
+        self.select_version_statement = SQL(
+            "SELECT version FROM {}.{} WHERE rotation_id = %s AND meeting_id = %s"
+        ).format(schema, claims)
+
+    def create_table(self) -> None:
+        super().create_table()
+        # Looked up first: an ALTER TABLE locks the table even when the column exists.
+        with self.datastore.transaction(commit=True) as curs:
+            found = (self.datastore.schema, self.claims_table_name)
+            curs.execute(self.select_version_column, found, prepare=False)
+            if curs.fetchone() is None:
+                curs.execute(self.add_version_column, prepare=False)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -159,7 +252,13 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         if receipts := _receipt_rows(kwargs):
             curs.execute(self.insert_receipts, _columns(receipts, 2), prepare=True)
         if claims := _claim_rows(kwargs):
-            curs.execute(self.insert_claims, _columns(claims, 3), prepare=True)
+            rotations, meetings, hosts, versions = _columns(claims, 4)
+            curs.execute(
+                self.insert_claims, [rotations, meetings, hosts, _int8(versions)], prepare=True
+            )
+        if marks := _mark_rows(kwargs):
+            rotations, meetings, versions = _columns(marks, 3)
+            curs.execute(self.update_marks, [rotations, meetings, _int8(versions)], prepare=True)
 
     def select_receipt(self, key: str) -> bytes | None:
         with self.datastore.transaction(commit=False) as curs:
@@ -171,6 +270,17 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.select_claim_statement, (rotation_id, meeting_id), prepare=True)
             return curs.fetchone() is not None
+
+    def meeting_version(self, rotation_id: str, meeting_id: str) -> int | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.select_version_statement, (rotation_id, meeting_id), prepare=True)
+            row = curs.fetchone()
+        return None if row is None or row["version"] is None else int(row["version"])
+
+
+def _int8(values: list[int]) -> list[Int8]:
+    """As bigints, whatever their size (psycopg picks the smallest type that holds them)."""
+    return [Int8(v) for v in values]
 
 
 def ledger_recorder_class(factory: InfrastructureFactory[Any]) -> type[Ledger]:
@@ -187,7 +297,9 @@ class LedgerSeal:
 
     A receipt's reply names rotations and hosts, so it is encrypted like an event. A claim is
     only ever looked up by equality, so its rotation and meeting ids are stored as keyed
-    digests (HMAC-SHA256 under a key derived from the cipher's), and its host encrypted.
+    digests (HMAC-SHA256 under a key derived from the cipher's), and its host encrypted. A
+    meeting mark's keys are the same digests; versions are plain integers (they tell no more
+    than the events' own version column).
     """
 
     def __init__(self, cipher: Cipher | None) -> None:
@@ -216,7 +328,13 @@ class LedgerSeal:
             return claim
         rotation, meeting = self.claim_key(claim.rotation_id, claim.meeting_id)
         host = base64.b64encode(self.cipher.encrypt(claim.host_id.encode())).decode()
-        return Claim(rotation, meeting, host)
+        return Claim(rotation, meeting, host, claim.version)
+
+    def mark(self, mark: MeetingMark) -> MeetingMark:
+        if self.digest_key is None:
+            return mark
+        rotation, meeting = self.claim_key(mark.rotation_id, mark.meeting_id)
+        return MeetingMark(rotation, meeting, mark.version)
 
     def _digest(self, value: str) -> str:
         assert self.digest_key is not None

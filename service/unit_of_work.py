@@ -5,6 +5,11 @@ its own on copies of the aggregates it touches; only an accepted command's copie
 meeting claims) replace what the unit of work holds. A rejected command leaves nothing
 behind: not the rotation it was creating, not a team link, not a claim. Its receipt (the
 reply a repeated command id gets) is the only thing of it that is stored.
+
+A meeting's facts are those of its latest event (`meeting_event`): one this batch created
+and has not saved yet, else the store's, found by the ledger's meeting index. A command that
+adds an event about a meeting marks it (`mark_meeting`), so the index moves on with the save
+and a later command of the batch sees that pending event.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from events.directory import (
 )
 from events.errors import DuplicateMeeting, RotationExists, UnknownRotation
 from events.rotation import Rotation, rotation_uuid
-from service.ledger import Claim, Receipt
+from service.ledger import Claim, MeetingMark, Receipt
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -51,6 +56,10 @@ class WriteStore(Protocol):
 
     def has_claim(self, rotation_id: str, meeting_id: str) -> bool: ...
 
+    def find_meeting_event(self, rotation_id: str, meeting_id: str) -> Rotation.Event | None:
+        """The meeting's latest stored event (by the ledger's index), or None: never booked."""
+        ...
+
     def ineligible_users(self, user_ids: list[str]) -> dict[str, str]: ...
 
 
@@ -60,7 +69,7 @@ class RetryAlone(Exception):
 
 @dataclass
 class UnitOfWork:
-    """Aggregates, claims and receipts that one transaction will save."""
+    """Aggregates, claims, meeting marks and receipts that one transaction will save."""
 
     store: WriteStore
     # Whether duplicates are looked up in the store (one by one) or left to the save's
@@ -68,6 +77,7 @@ class UnitOfWork:
     check_store: bool
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
     claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
+    marks: dict[tuple[str, str], MeetingMark] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
     command_ids: set[str] = field(default_factory=set)
 
@@ -84,6 +94,7 @@ class UnitOfWork:
             (key, aggregate) for key, aggregate in scope.touched.items() if aggregate.pending_events
         )
         self.claims.update(scope.claims)
+        self.marks.update(scope.marks)
 
 
 class CommandScope:
@@ -95,6 +106,7 @@ class CommandScope:
         self.now = now
         self.touched: dict[UUID, Aggregate] = {}
         self.claims: dict[tuple[str, str], Claim] = {}
+        self.marks: dict[tuple[str, str], MeetingMark] = {}
         self.subject: Rotation | None = None  # the rotation the reply describes
         self.events_before = 0
 
@@ -161,8 +173,41 @@ class CommandScope:
         if self.work.check_store and self.store.has_claim(rotation_id, meeting_id):
             raise DuplicateMeeting(f"meeting {meeting_id!r} is already booked in {rotation_id!r}")
 
-    def claim_meeting(self, rotation_id: str, meeting_id: str, host_id: str) -> None:
-        self.claims[(rotation_id, meeting_id)] = Claim(rotation_id, meeting_id, host_id)
+    def claim_meeting(self, rotation_id: str, meeting_id: str, host_id: str, version: int) -> None:
+        """Take the meeting id; `version` is the booking event's (the index starts there)."""
+        self.claims[(rotation_id, meeting_id)] = Claim(rotation_id, meeting_id, host_id, version)
+
+    def mark_meeting(self, rotation_id: str, meeting_id: str, event: Rotation.Event) -> None:
+        """`event` (new in this command's rotation) is now the meeting's latest."""
+        if event.originator_id != rotation_uuid(rotation_id):
+            raise ValueError(f"{type(event).__name__} is not an event of {rotation_id!r}")
+        key = (rotation_id, meeting_id)
+        self.marks[key] = MeetingMark(rotation_id, meeting_id, event.originator_version)
+
+    def meeting_event(self, rotation_id: str, meeting_id: str) -> Rotation.Event | None:
+        """The meeting's latest event: the newest that this command or the batch's earlier
+        accepted commands created (not saved yet), else the store's; None: never booked."""
+        key = (rotation_id, meeting_id)
+        pending = [
+            found.version
+            for found in (
+                self.marks.get(key),
+                self.claims.get(key),
+                self.work.marks.get(key),
+                self.work.claims.get(key),
+            )
+            if found is not None
+        ]
+        if not pending:
+            return self.store.find_meeting_event(rotation_id, meeting_id)
+        version = max(pending)
+        rotation = self._get(rotation_uuid(rotation_id))
+        events = rotation.pending_events if rotation is not None else []
+        for event in reversed(events):
+            if event.originator_version == version:
+                assert isinstance(event, Rotation.Event)
+                return event
+        raise LookupError(f"meeting {meeting_id!r} marked at {version}, not a pending event")
 
     def pending(self) -> list[tuple[UUID, Aggregate.Event]]:
         """Every event this command created, with its aggregate's id (in saving order)."""

@@ -1,4 +1,5 @@
-"""Receipts and meeting claims as rows beside the events, on SQLite and PostgreSQL."""
+"""Receipts and meeting claims (with the meeting index) as rows beside the events, on SQLite
+and PostgreSQL (the index itself: `test_meeting_index`)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def test_a_booking_stores_one_event_and_its_receipt_and_claim_as_rows(
     assert reply.status == "accepted"
     assert all(topic.startswith(ROTATION_TOPIC_PREFIX) for topic in topics(app))
     assert app.ledger.has_claim("r", "m1") and not app.ledger.has_claim("r", "m2")
+    # The claim is the meeting index: the version of the booking event.
+    assert app.ledger.meeting_version("r", "m1") == reply.version == 2
+    assert app.ledger.meeting_version("r", "m2") is None
     # Another instance answers a repeated command id from the row, with the positions.
     assert open_app().execute(command) == reply
 
