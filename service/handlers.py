@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from events.errors import IneligibleMember, UnknownMember
+from events.errors import IneligibleMember, UnknownMeeting, UnknownMember
 from events.permissions import require_manager, require_scheduler_for
-from events.rotation import Rotation
+from events.rotation import Meeting, Rotation
 from service import contracts as c
 from service.unit_of_work import CommandScope
 
@@ -34,10 +34,11 @@ def _manager(scope: CommandScope, command: c.CommandBase, required: bool) -> Non
 
 
 def _scheduler(scope: CommandScope, command: c.CommandBase, required: bool) -> None:
+    """Bookings and their lifecycle: naming a host other than yourself needs more."""
     if required:
-        assert isinstance(command, c.BookMeeting)
+        host_id = getattr(command, "host_id", None)
         actor = scope.store.find_user(command.actor)
-        require_scheduler_for(command.actor, actor, "BookMeeting", command.host_id)
+        require_scheduler_for(command.actor, actor, type(command).__name__, host_id)
 
 
 HANDLERS: dict[type[c.CommandBase], Handler] = {}
@@ -62,11 +63,21 @@ def handle(scope: CommandScope, command: c.CommandBase, directory_required: bool
     return handler.decide(scope, command)
 
 
+def _others_ineligible(
+    scope: CommandScope, rotation: Rotation, joiners: list[str]
+) -> dict[str, str]:
+    """Who cannot host among the joiners, and (only when joins are levelled) the members."""
+    asked = [*joiners, *rotation.members] if rotation.levels_joins else joiners
+    return scope.store.ineligible_users(asked)
+
+
 def _add_team(scope: CommandScope, rotation: Rotation, team_id: str) -> None:
     team = scope.store.find_team(team_id)
     if team is None and scope.store.directory_required:
         raise UnknownMember(f"no team {team_id!r} in the directory")
-    rotation.add_team(team_id, [] if team is None else list(team.members), at=scope.now)
+    members = [] if team is None else list(team.members)
+    ineligible = _others_ineligible(scope, rotation, members)
+    rotation.add_team(team_id, members, at=scope.now, ineligible=ineligible)
     scope.team_links(team_id).link(rotation.rotation_id)
 
 
@@ -78,7 +89,8 @@ def create_rotation(scope: CommandScope, command: c.CreateRotation) -> None:
     if ineligible:
         user_id, why = next(iter(ineligible.items()))
         raise IneligibleMember(f"{user_id!r} cannot be a member: {why}")
-    rotation = scope.create_rotation(command.rotation_id, command.name, members)
+    policy = command.policy.as_dict() if command.policy is not None else None
+    rotation = scope.create_rotation(command.rotation_id, command.name, members, policy)
     for team_id in dict.fromkeys(command.teams):
         _add_team(scope, rotation, team_id)
 
@@ -88,10 +100,34 @@ def rename_rotation(scope: CommandScope, command: c.RenameRotation) -> None:
     scope.rotation(command.rotation_id).rename(command.name)
 
 
+@handles(c.SetPolicy)
+def set_policy(scope: CommandScope, command: c.SetPolicy) -> None:
+    scope.rotation(command.rotation_id).set_policy(command.policy.as_dict(), at=scope.now)
+
+
 @handles(c.AddMember)
 def add_member(scope: CommandScope, command: c.AddMember) -> None:
-    why = scope.store.ineligible_users([command.user_id]).get(command.user_id)
-    scope.rotation(command.rotation_id).add_member(command.user_id, at=scope.now, ineligible=why)
+    rotation = scope.rotation(command.rotation_id)
+    others = _others_ineligible(scope, rotation, [command.user_id])
+    rotation.add_member(
+        command.user_id,
+        at=scope.now,
+        ineligible=others.pop(command.user_id, None),
+        options=command.model_dump(mode="json", include={"weight", "priority", "cap"}),
+        others_ineligible=others,
+    )
+
+
+@handles(c.SetMemberOptions)
+def set_member_options(scope: CommandScope, command: c.SetMemberOptions) -> None:
+    scope.rotation(command.rotation_id).set_member_options(command.user_id, command.options())
+
+
+@handles(c.CreditMember)
+def credit_member(scope: CommandScope, command: c.CreditMember) -> None:
+    scope.rotation(command.rotation_id).credit_member(
+        command.user_id, command.meetings, command.reason, actor=command.actor, at=scope.now
+    )
 
 
 @handles(c.RemoveMember)
@@ -112,7 +148,13 @@ def remove_team(scope: CommandScope, command: c.RemoveTeam) -> None:
 
 @handles(c.ToggleAvailability)
 def toggle_availability(scope: CommandScope, command: c.ToggleAvailability) -> None:
-    scope.rotation(command.rotation_id).toggle_availability(command.user_id, command.available)
+    rotation = scope.rotation(command.rotation_id)
+    rotation.toggle_availability(
+        command.user_id,
+        command.available,
+        at=scope.now,
+        ineligible=scope.store.ineligible_users(list(rotation.members)),
+    )
 
 
 @handles(c.DeleteRotation)
@@ -132,6 +174,62 @@ def book_meeting(scope: CommandScope, command: c.BookMeeting) -> str:
         starts_at=command.starts_at,
         at=scope.now,
         ineligible=scope.store.ineligible_users(list(rotation.members)),
+        preferred_host_id=command.preferred_host_id,
     )
     scope.claim_meeting(command.rotation_id, command.meeting_id, host, rotation.version)
     return host
+
+
+def _meeting(scope: CommandScope, rotation: Rotation, meeting_id: str) -> Meeting:
+    """The meeting's facts, from its latest event (found by id through the index)."""
+    rotation.require_live()
+    found = scope.meeting_event(rotation.rotation_id, meeting_id)
+    if found is None:
+        raise UnknownMeeting(f"no meeting {meeting_id!r} in {rotation.rotation_id!r}")
+    return found.facts()  # type: ignore[attr-defined, no-any-return]
+
+
+def _mark(scope: CommandScope, rotation: Rotation, meeting_id: str) -> None:
+    """The meeting's newest event is the one just recorded."""
+    latest = rotation.pending_events[-1]
+    assert isinstance(latest, Rotation.Event)
+    scope.mark_meeting(rotation.rotation_id, meeting_id, latest)
+
+
+@handles(c.CancelMeeting, authorize=_scheduler)
+def cancel_meeting(scope: CommandScope, command: c.CancelMeeting) -> None:
+    rotation = scope.rotation(command.rotation_id)
+    meeting = _meeting(scope, rotation, command.meeting_id)
+    rotation.cancel_meeting(meeting, command.reason, actor=command.actor, at=scope.now)
+    _mark(scope, rotation, command.meeting_id)
+
+
+@handles(c.RescheduleMeeting, authorize=_scheduler)
+def reschedule_meeting(scope: CommandScope, command: c.RescheduleMeeting) -> None:
+    rotation = scope.rotation(command.rotation_id)
+    meeting = _meeting(scope, rotation, command.meeting_id)
+    rotation.reschedule_meeting(meeting, command.starts_at, actor=command.actor, at=scope.now)
+    _mark(scope, rotation, command.meeting_id)
+
+
+@handles(c.ReassignMeeting, authorize=_scheduler)
+def reassign_meeting(scope: CommandScope, command: c.ReassignMeeting) -> str:
+    rotation = scope.rotation(command.rotation_id)
+    meeting = _meeting(scope, rotation, command.meeting_id)
+    host = rotation.reassign_meeting(
+        meeting,
+        command.host_id,
+        actor=command.actor,
+        at=scope.now,
+        ineligible=scope.store.ineligible_users(list(rotation.members)),
+    )
+    _mark(scope, rotation, command.meeting_id)
+    return host
+
+
+@handles(c.MarkNoShow, authorize=_scheduler)
+def mark_no_show(scope: CommandScope, command: c.MarkNoShow) -> None:
+    rotation = scope.rotation(command.rotation_id)
+    meeting = _meeting(scope, rotation, command.meeting_id)
+    if rotation.mark_no_show(meeting, actor=command.actor, at=scope.now):
+        _mark(scope, rotation, command.meeting_id)

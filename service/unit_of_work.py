@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -134,9 +134,13 @@ class CommandScope:
         if exists:
             raise RotationExists(f"rotation {rotation_id!r} exists")
 
-    def create_rotation(self, rotation_id: str, name: str, members: list[str]) -> Rotation:
+    def create_rotation(
+        self, rotation_id: str, name: str, members: list[str], policy: dict[str, Any] | None
+    ) -> Rotation:
         key = rotation_uuid(rotation_id)
-        rotation = Rotation(rotation_id=rotation_id, name=name, members=members, at=self.now)
+        rotation = Rotation(
+            rotation_id=rotation_id, name=name, members=members, at=self.now, policy=policy
+        )
         self.touched[key] = self.subject = rotation
         return rotation
 
