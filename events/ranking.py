@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from math import lcm
 from typing import Any
 
 FEWEST_MEETINGS = "fewest_meetings"
@@ -70,10 +71,29 @@ class Suggestion:
     candidates: tuple[Standing, ...]
 
 
-def _order_key(s: Standing) -> tuple[Fraction, int, bool, datetime | None, int, str]:
-    # Never assigned counts as oldest: (False, None) sorts before every (True, timestamp).
-    assigned = s.last_assigned_at is not None
-    return (s.share, -s.priority, assigned, s.last_assigned_at, s.join_seq, s.user_id)
+OrderKey = tuple[int, int, bool, datetime | None, int, str]
+
+
+def _order_keys(standings: list[Standing]) -> dict[str, OrderKey]:
+    """Each member's place in the rule's order, in integers.
+
+    Shares `(meetings + credits + held + 1) / weight` are compared exactly as multiples of
+    `1 / lcm(weights)`: the same order as `Standing.share` (a Fraction), without a Fraction
+    per comparison (sorting by Fractions cost more than the rest of a decision). Never
+    assigned counts as oldest: (False, None) sorts before every (True, timestamp).
+    """
+    scale = lcm(*(s.weight for s in standings)) if standings else 1
+    return {
+        s.user_id: (
+            (s.meetings + s.credits + s.held + 1) * (scale // s.weight),
+            -s.priority,
+            s.last_assigned_at is not None,
+            s.last_assigned_at,
+            s.join_seq,
+            s.user_id,
+        )
+        for s in standings
+    }
 
 
 def rank(
@@ -84,7 +104,9 @@ def rank(
     """Rank members by the rule; those who cannot host (unavailable, ineligible, capped or
     excluded) are listed after the others and never suggested. A preferred host who can
     host is chosen (and listed first) whatever its rank."""
-    ordered = sorted(standings, key=_order_key)
+    members = list(standings)
+    keys = _order_keys(members)
+    ordered = sorted(members, key=lambda s: keys[s.user_id])
     hosts = [s for s in ordered if s.can_host and s.user_id not in exclude]
     others = [s for s in ordered if not (s.can_host and s.user_id not in exclude)]
     if not hosts:
@@ -93,18 +115,18 @@ def rank(
     if preferred is not None:
         rest = [s for s in hosts if s is not preferred]
         return Suggestion(preferred.user_id, PREFERRED_HOST, (preferred, *rest, *others))
-    return Suggestion(hosts[0].user_id, _reason(hosts), tuple(hosts + others))
+    return Suggestion(hosts[0].user_id, _reason(hosts, keys), tuple(hosts + others))
 
 
-def _reason(hosts: list[Standing]) -> str:
+def _reason(hosts: list[Standing], keys: dict[str, OrderKey]) -> str:
     if len(hosts) == 1:
         return FEWEST_MEETINGS
-    first, second = hosts[0], hosts[1]
-    if first.share != second.share:
+    first, second = keys[hosts[0].user_id], keys[hosts[1].user_id]
+    if first[0] != second[0]:
         return FEWEST_MEETINGS
-    if first.priority != second.priority:
+    if first[1] != second[1]:
         return TIE_PRIORITY
-    if first.last_assigned_at != second.last_assigned_at:
+    if first[3] != second[3]:
         return TIE_LEAST_RECENT
     return TIE_JOIN_ORDER
 

@@ -11,7 +11,7 @@ meeting counted from where it was counted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypedDict, cast
@@ -115,6 +115,13 @@ class Context:
     policy: Policy
     reference: datetime
     window: tuple[int, int] | None  # None: every meeting since the last reset
+    periods: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False)
+
+    def period(self, per: str) -> tuple[int, int]:
+        """The cap period (day, week or month) containing the reference time, as slots."""
+        if per not in self.periods:
+            self.periods[per] = period_slots(per, self.reference, self.policy.time_zone)
+        return self.periods[per]
 
     def window_dict(self) -> dict[str, datetime] | None:
         if self.window is None:
@@ -168,13 +175,13 @@ def new_member(
         meetings=0,
         no_shows=0,
         credits=0,
-        booked=tally.empty(),
-        started=tally.empty(),
-        booked_ns=tally.empty(),
-        started_ns=tally.empty(),
-        credited=tally.empty(),
-        cap_booked=tally.empty(),
-        cap_started=tally.empty(),
+        booked=tally.EMPTY,
+        started=tally.EMPTY,
+        booked_ns=tally.EMPTY,
+        started_ns=tally.EMPTY,
+        credited=tally.EMPTY,
+        cap_booked=tally.EMPTY,
+        cap_started=tally.EMPTY,
     )
 
 
@@ -239,7 +246,7 @@ class Rotation(Aggregate):
             record.setdefault("no_shows", 0)
             record.setdefault("credits", 0)
             for name in TALLIES:
-                record.setdefault(name, tally.empty())
+                record.setdefault(name, tally.EMPTY)
 
     @staticmethod
     def create_id(rotation_id: str, **_: Any) -> UUID:
@@ -557,7 +564,7 @@ class Rotation(Aggregate):
         cap = record["cap"] if record["cap"] is not None else _cap_dict(policy)
         capped = False
         if cap is not None:
-            lo, hi = period_slots(cap["per"], ctx.reference, policy.time_zone)
+            lo, hi = ctx.period(cap["per"])
             used = tally.total(record["cap_started" if by_start else "cap_booked"], lo, hi)
             capped = used >= cap["meetings"]
         return Standing(
@@ -828,7 +835,7 @@ class Rotation(Aggregate):
     ) -> None:
         record = self.members[user_id]
         record["credits"] += meetings
-        tally.add(record["credited"], slot_of(at), meetings)
+        record["credited"] = tally.add(record["credited"], slot_of(at), meetings)
         self._advance(at)
 
     @event(MemberRemoved)
@@ -992,17 +999,17 @@ class Rotation(Aggregate):
         booked = slot_of(meeting["booked_at"])
         started = slot_of(meeting["starts_at"] or meeting["booked_at"])
         since_reset = meeting["booked_version"] > self.reset_version
-        change = tally.add if sign > 0 else _take
+        change = _put if sign > 0 else _take
         if since_reset:
             member["meetings"] += sign
-            change(member["booked"], booked, 1)
-            change(member["started"], started, 1)
+            change(member, "booked", booked)
+            change(member, "started", started)
             if meeting["no_show"]:
                 member["no_shows"] += sign
-                change(member["booked_ns"], booked, 1)
-                change(member["started_ns"], started, 1)
-        change(member["cap_booked"], booked, 1)
-        change(member["cap_started"], started, 1)
+                change(member, "booked_ns", booked)
+                change(member, "started_ns", started)
+        change(member, "cap_booked", booked)
+        change(member, "cap_started", started)
 
     def _count_no_show(self, meeting: Mapping[str, Any]) -> None:
         member = self.members.get(meeting["host_id"])
@@ -1010,9 +1017,8 @@ class Rotation(Aggregate):
             return
         if meeting["booked_version"] > self.reset_version:
             member["no_shows"] += 1
-            tally.add(member["booked_ns"], slot_of(meeting["booked_at"]), 1)
-            started = meeting["starts_at"] or meeting["booked_at"]
-            tally.add(member["started_ns"], slot_of(started), 1)
+            _put(member, "booked_ns", slot_of(meeting["booked_at"]))
+            _put(member, "started_ns", slot_of(meeting["starts_at"] or meeting["booked_at"]))
 
     def _advance(self, at: datetime) -> None:
         """Fold away what lies past the horizon, at most once a day of event time."""
@@ -1021,7 +1027,7 @@ class Rotation(Aggregate):
             return
         for record in self.members.values():
             for name in TALLIES:
-                tally.prune(record[name], horizon)  # type: ignore[literal-required]
+                record[name] = tally.prune(record[name], horizon)  # type: ignore[literal-required]
         self.pruned_below = horizon
 
     def _level_joiners(self, joiners: list[str], before: list[Standing], at: datetime) -> None:
@@ -1101,8 +1107,12 @@ def _with(facts: Mapping[str, Any], **changes: Any) -> Meeting:
     return cast(Meeting, {**facts, **changes})
 
 
-def _take(t: tally.Tally, slot: int, _n: int) -> None:
-    tally.take(t, slot)
+def _put(record: MemberRecord, name: str, slot: int) -> None:
+    record[name] = tally.add(record[name], slot, 1)  # type: ignore[literal-required]
+
+
+def _take(record: MemberRecord, name: str, slot: int) -> None:
+    record[name] = tally.take(record[name], slot)  # type: ignore[literal-required]
 
 
 def _cap_dict(policy: Policy) -> dict[str, Any] | None:
@@ -1113,11 +1123,9 @@ def _reset(record: MemberRecord) -> None:
     """What counts since the last reset goes back to zero; caps keep counting."""
     record["meetings"] = record["no_shows"] = record["credits"] = 0
     for name in SINCE_RESET_TALLIES:
-        record[name] = tally.empty()  # type: ignore[literal-required]
+        record[name] = tally.EMPTY  # type: ignore[literal-required]
 
 
 def _copy_record(record: MemberRecord) -> MemberRecord:
-    clone = record.copy()
-    for name in TALLIES:
-        clone[name] = tally.copy(record[name])  # type: ignore[literal-required]
-    return clone
+    """Tallies are immutable (`events.tally`): the copy shares them."""
+    return record.copy()
