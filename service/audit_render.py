@@ -1,12 +1,15 @@
 """Rich renderings of audit answers for the `rotations` CLI (replay, audit, explain).
 
+`print_explanation` takes a decision's explanation or a meeting's whole life
+(`projections.audit.explain_meeting`).
+
 Kept apart from service/cli.py so the commands stay thin; every value that came from a
 client (ids, names) is escaped, so it is shown as text and never read as rich markup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +28,20 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from projections.audit import AuditEntry, Decision, Explanation, describe_candidate
+from events.rotation import LEVEL_JOIN, LEVEL_RETURN
+from projections.audit import (
+    REASSIGNED,
+    SERVICE,
+    AuditEntry,
+    Decision,
+    Explanation,
+    MeetingLife,
+    can_host,
+    describe_candidate,
+    describe_cap,
+    describe_policy,
+    share_of,
+)
 from projections.replay import Comparison, Rebuilt
 
 MAX_DIFFERENCE_ROWS = 50
@@ -62,7 +78,7 @@ def audit_table(rotation_id: str, entries: list[AuditEntry]) -> Table:
     table.add_column("position")
     table.add_column("v")
     table.add_column("time", no_wrap=True)
-    for column in ("event", "what", "suggested", "host", "override"):
+    for column in ("event", "what", "by", "suggested", "host", "override"):
         table.add_column(column)
     for e in entries:
         override = "" if e.override is None else ("YES" if e.override else "no")
@@ -72,6 +88,7 @@ def audit_table(rotation_id: str, entries: list[AuditEntry]) -> Table:
             e.timestamp.isoformat(sep=" ", timespec="milliseconds"),
             e.event,
             escape(e.summary),
+            escape(_actor(e)),
             escape(e.suggested_host_id or ""),
             escape(e.host_id or ""),
             f"[bold yellow]{override}[/]" if e.override else override,
@@ -79,21 +96,73 @@ def audit_table(rotation_id: str, entries: list[AuditEntry]) -> Table:
     return table
 
 
-def candidates_table(title: str, candidates: Iterable[dict[str, Any]]) -> Table:
+def _actor(entry: AuditEntry) -> str:
+    """Who did it, where the event says: a levelling credit is the service's."""
+    if entry.credit_kind in (LEVEL_JOIN, LEVEL_RETURN):
+        return SERVICE
+    return entry.actor or ""
+
+
+CANDIDATE_COLUMNS = (
+    "#",
+    "user",
+    "meetings",
+    "credits",
+    "held",
+    "weight",
+    "share",
+    "priority",
+    "cap",
+    "hosts",
+    "last assigned",
+    "joined",
+    "join #",
+)
+
+
+def candidates_table(
+    title: str, candidates: Iterable[dict[str, Any]], excluded: Collection[str] = ()
+) -> Table:
+    """Every candidate as the decision saw it: what counted, weight and exact share,
+    priority, cap, and whether it could host (else why not; `excluded`: the current host of
+    a reassigned meeting)."""
     table = Table(title=title)
-    for column in ("#", "user", "meetings", "last assigned", "available", "joined", "join #"):
+    for column in CANDIDATE_COLUMNS:
         table.add_column(column)
     for i, c in enumerate(candidates, 1):
+        capped = " (capped)" if c.get("capped") else ""
         table.add_row(
             str(i),
             escape(str(c.get("user_id"))),
             str(c.get("meetings")),
+            str(c.get("credits", 0)),
+            str(c.get("held", 0)),
+            str(c.get("weight")),
+            share_of(c),
+            str(c.get("priority")),
+            describe_cap(c.get("cap")) + capped,
+            "excluded (current host)" if c.get("user_id") in excluded else escape(can_host(c)),
             _when(c.get("last_assigned_at")),
-            "yes" if c.get("available") else "no",
             _when(c.get("joined_at")),
             str(c.get("join_seq")),
         )
     return table
+
+
+def _window(window: dict[str, datetime] | None) -> str:
+    if window is None:
+        return "every meeting since the last reset"
+    return f"{window['start'].isoformat()} to {window['end'].isoformat()}"
+
+
+def _inputs(decision: Decision) -> list[tuple[str, str]]:
+    """What placed the decision, as label and value."""
+    return [
+        ("policy", describe_policy(decision.policy)),
+        ("reference time", decision.reference_at.isoformat()),
+        ("window", _window(decision.window)),
+        ("preferred host", decision.preferred_host_id or "none"),
+    ]
 
 
 def side_by_side(stored: Decision, derived: Decision) -> Table:
@@ -105,6 +174,10 @@ def side_by_side(stored: Decision, derived: Decision) -> Table:
         ("suggested", stored.suggested_host_id or "nobody", derived.suggested_host_id or "nobody"),
         ("override", _yes(stored.override), _yes(derived.override)),
         ("reason", stored.reason, derived.reason),
+    ]
+    rows += [
+        (label, was, now)
+        for (label, was), (_, now) in zip(_inputs(stored), _inputs(derived), strict=True)
     ]
     count = max(len(stored.candidates), len(derived.candidates))
     for i in range(count):
@@ -128,21 +201,37 @@ def _yes(value: bool) -> str:
 def _decision_lines(label: str, decision: Decision) -> str:
     suggested = escape(decision.suggested_host_id or "nobody")
     override = "yes" if decision.override else "no"
+    (policy, *placing) = (f"{name} {escape(value)}" for name, value in _inputs(decision))
     return (
         f"[bold]{label}[/bold]: suggested {suggested}, override {override}, "
-        f"reason {escape(decision.reason)}"
+        f"reason {escape(decision.reason)}\n  {policy}\n  {'; '.join(placing)}"
     )
 
 
-def print_explanation(console: Console, x: Explanation) -> None:
-    """The booking, its stored decision record, the re-derivation and the verdict."""
+def print_explanation(console: Console, x: Explanation | MeetingLife) -> None:
+    """A decision (a booking's, a reassignment's): the stored record, the re-derivation and
+    the verdict. A meeting's life: each of its events in order, each decision explained."""
+    if isinstance(x, MeetingLife):
+        print_meeting_life(console, x)
+        return
     record = f"{x.record.get('type', '?')}:{x.record.get('id', '?')}" if x.record else "none"
+    if x.kind == REASSIGNED:
+        by = f" by {escape(x.actor)}" if x.actor else ""
+        console.print(
+            f"[bold]meeting {escape(x.meeting_id)}[/bold] in rotation {escape(x.rotation_id)}: "
+            f"reassigned{by} from {escape(x.previous_host_id or '?')} to "
+            f"[bold]{escape(x.host_id)}[/bold]"
+        )
+        made = "reassigned"
+        excluded: tuple[str, ...] = (x.previous_host_id,) if x.previous_host_id else ()
+    else:
+        console.print(
+            f"[bold]meeting {escape(x.meeting_id)}[/bold] in rotation {escape(x.rotation_id)}: "
+            f"hosted by [bold]{escape(x.host_id)}[/bold]"
+        )
+        made, excluded = "booked", ()
     console.print(
-        f"[bold]meeting {escape(x.meeting_id)}[/bold] in rotation {escape(x.rotation_id)}: "
-        f"hosted by [bold]{escape(x.host_id)}[/bold]"
-    )
-    console.print(
-        f"booked at {x.at.isoformat()}; event version {x.version}, position {x.position}, "
+        f"{made} at {x.at.isoformat()}; event version {x.version}, position {x.position}, "
         f"recorded {x.timestamp.isoformat()}"
     )
     console.print(f"record {escape(record)}; starts at {_when(x.starts_at)}")
@@ -153,12 +242,12 @@ def print_explanation(console: Console, x: Explanation) -> None:
         )
     else:
         console.print(_decision_lines("stored decision record", x.stored))
-        console.print(candidates_table("stored candidates", x.stored.candidates))
+        console.print(candidates_table("stored candidates", x.stored.candidates, excluded))
     console.print(
         _decision_lines("re-derived from the events before it", x.derived)
-        + f" (directory {escape(x.directory)}, the mode in force when it was booked)"
+        + f"\n  (directory {escape(x.directory)}, the mode in force when it was {made})"
     )
-    console.print(candidates_table("re-derived candidates", x.derived.candidates))
+    console.print(candidates_table("re-derived candidates", x.derived.candidates, excluded))
     if x.matches is False and x.stored is not None:
         console.print(
             "[bold red]MISMATCH: the stored decision record is not what the events "
@@ -169,6 +258,37 @@ def print_explanation(console: Console, x: Explanation) -> None:
             console.print(f"[red]  - {escape(difference)}[/red]")
     elif x.matches:
         console.print("[bold green]matches: the stored decision record re-derives exactly[/]")
+
+
+def print_meeting_life(console: Console, life: MeetingLife) -> None:
+    """Each event of the meeting in order; a decision with its explanation; the verdict."""
+    console.print(
+        f"[bold]meeting {escape(life.meeting_id)}[/bold] in rotation "
+        f"{escape(life.rotation_id)}: {len(life.entries)} events, now "
+        f"[bold]{escape(life.status.replace('_', '-'))}[/bold], host "
+        f"[bold]{escape(life.host_id)}[/bold]"
+    )
+    for n, item in enumerate(life.entries, 1):
+        e = item.entry
+        console.rule(
+            f"{n}. {item.kind.replace('_', '-')} (version {e.version}, position {e.position}, "
+            f"{e.timestamp.isoformat(timespec='milliseconds')})"
+        )
+        if item.explanation is not None:
+            print_explanation(console, item.explanation)
+        else:
+            console.print(escape(e.summary))
+    verdict = life.matches
+    if verdict is False:
+        console.print(
+            f"[bold red]MISMATCH: {len(life.differences)} differences in this meeting's "
+            "decision records[/bold red]"
+        )
+    elif verdict:
+        console.print(
+            f"[bold green]matches: all {len(life.explanations)} decision records re-derive "
+            "exactly[/]"
+        )
 
 
 def print_comparison(console: Console, rebuilt: Rebuilt, c: Comparison) -> None:
