@@ -372,7 +372,7 @@ def _member_option(record: MemberRecord, policy: Mapping[str, Any], name: str) -
     if name != "cap":
         return str(record[name])  # type: ignore[literal-required]
     if record["cap"] is None:
-        return f"policy's ({describe_cap(complete(dict(policy))['cap'])})"
+        return f"{describe_cap(complete(dict(policy))['cap'])} (the policy's)"
     return describe_cap(record["cap"])
 
 
@@ -386,7 +386,7 @@ def _member_options_set(event: Rotation.MemberOptionsSet, seen: _Seen) -> Fields
         if name not in event.options:
             continue
         old, new = _member_option(was, policy_was, name), _member_option(now, after.policy, name)
-        changed.append(f"{name} {old} → {new}" if old != new else f"{name} {new} (unchanged)")
+        changed.append(f"{name} {old} → {new}" if old != new else f"{name} {new}, unchanged")
     return {
         "summary": f"options of {event.user_id}: {'; '.join(changed) or 'none given'}",
         "user_id": event.user_id,

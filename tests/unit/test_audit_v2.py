@@ -60,18 +60,18 @@ def app(store_env: dict[str, str], clock: Clock) -> Iterator[RotationsApplicatio
     app.close()
 
 
-def change(app: RotationsApplication, do: Callable[[Rotation], Any]) -> Any:
+def change(app: RotationsApplication, do: Callable[[Rotation], Any], rotation_id: str = RID) -> Any:
     """Run one command method on the stored rotation and save what it recorded."""
-    rotation = app.get_rotation(RID)
+    rotation = app.get_rotation(rotation_id)
     result = do(rotation)
     app.save(rotation)
     app.refresh_caches()
     return result
 
 
-def facts(app: RotationsApplication, meeting_id: str) -> Meeting:
+def facts(app: RotationsApplication, meeting_id: str, rotation_id: str = RID) -> Meeting:
     """The meeting's facts from its latest event (the ledger's index does this in service)."""
-    for event in reversed(list(app.events.get(rotation_uuid(RID)))):
+    for event in reversed(list(app.events.get(rotation_uuid(rotation_id)))):
         if getattr(event, "meeting_id", None) == meeting_id:
             found: Meeting = event.facts()  # type: ignore[attr-defined]
             return found
@@ -160,7 +160,7 @@ def test_member_options_show_before_and_after(app: RotationsApplication, clock: 
     (options,) = by_event(app)["MemberOptionsSet"]
 
     assert options.user_id == "b" and options.options == {"priority": 4, "cap": None}
-    assert options.changes == ("priority 2 → 4", "cap policy's (5/week) (unchanged)")
+    assert options.changes == ("priority 2 → 4", "cap 5/week (the policy's), unchanged")
     assert options.summary.startswith("options of b: priority 2 → 4")
 
 
