@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -16,11 +18,20 @@ from uuid import uuid4
 import pytest
 
 from events.errors import UnknownRotation
-from projections.report import build_report, render_html
+from events.rotation import Rotation
+from projections.report import (
+    CANCELLED,
+    CREDIT,
+    REASSIGNED,
+    RotationReport,
+    build_report,
+    render_html,
+)
 from service.application import RotationsApplication
 from service.contracts import COMMAND_ADAPTER
 from service.store import store_environment
 from tests.environment import unavailable
+from tests.unit.test_audit_v2 import change, facts
 
 RID = "sales-emea"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -148,6 +159,160 @@ def test_page_is_self_contained_and_escapes_names(sqlite_app: RotationsApplicati
     assert 'id="audit"' in page and page.count("<tr") == 1 + 3 + 1 + 27
 
 
+# -- rule v2 and the lifecycle ----------------------------------------------------------------
+
+V2 = "sales-v2"
+
+
+def v2_run(app: RotationsApplication, type_: str, **fields: Any) -> None:
+    message = {"command_id": str(uuid4()), "rotation_id": V2, "actor": "tester", **fields}
+    reply = app.execute(COMMAND_ADAPTER.validate_python({"type": type_, **message}))
+    assert reply.status == "accepted", reply.error
+
+
+def v2_book(app: RotationsApplication, meeting: str) -> None:
+    v2_run(app, "BookMeeting", meeting_id=meeting, record={"type": "deal", "id": meeting})
+
+
+def v2_history(app: RotationsApplication, clock: Clock) -> None:
+    """Two weeks under a weekly window: levelling, credits, a cap, every lifecycle event.
+
+    The version-2 commands drive the aggregate (as their handlers do) and are saved."""
+
+    def do(action: Callable[[Rotation], Any]) -> None:
+        clock.advance(hours=1)
+        change(app, action, V2)
+
+    v2_run(app, "CreateRotation", name="Sales v2", members=["kari", "ola"])  # Monday 09:00
+    do(lambda r: r.set_policy({"window": "week", "on_join": "level"}, at=clock.now))
+    for meeting in ("m0", "m1", "m2"):  # kari, ola, kari
+        clock.advance(hours=1)
+        v2_book(app, meeting)
+    do(lambda r: r.add_member("liv", at=clock.now, options={"weight": 200}))  # levelled +2
+    do(lambda r: r.credit_member("ola", 1, "covered a demo", actor="lead", at=clock.now))
+    do(lambda r: r.cancel_meeting(facts(app, "m0", V2), "customer", "lead", clock.now))
+    do(lambda r: r.reassign_meeting(facts(app, "m2", V2), "liv", "lead", clock.now))
+    do(lambda r: r.reschedule_meeting(facts(app, "m1", V2), START, "lead", clock.now))
+    do(lambda r: r.mark_no_show(facts(app, "m1", V2), "lead", clock.now))
+    do(lambda r: r.set_member_options("kari", {"cap": {"meetings": 1, "per": "week"}}))
+    clock.advance(hours=1)
+    v2_book(app, "m3")  # kari (fewest): reaches her cap
+    clock.advance(days=7)  # the next week: counts start again, kari's cap too
+    for meeting in ("m4", "m5"):
+        clock.advance(hours=1)
+        v2_book(app, meeting)
+
+
+@pytest.fixture
+def v2_report(app: RotationsApplication, clock: Clock) -> RotationReport:
+    app.clock = clock
+    v2_history(app, clock)
+    return build_report(app, V2, now=clock.now)
+
+
+def by_type(report: RotationReport, type_: str) -> list[Any]:
+    return [s for s in report.steps if s.type == type_]
+
+
+def test_counts_follow_the_contract_through_the_lifecycle(v2_report: RotationReport) -> None:
+    steps = v2_report.steps
+    (cancelled,) = v2_report.of_kind(CANCELLED)
+    (moved,) = v2_report.of_kind(REASSIGNED)
+    before_cancel = steps[steps.index(cancelled) - 1]
+
+    # m0 stops counting for kari from its cancellation on, not before.
+    assert before_cancel.counts["kari"] == 2 and cancelled.counts["kari"] == 1
+    assert (cancelled.host, cancelled.meeting_id) == ("kari", "m0")
+    # m2 counts for liv from its reassignment on.
+    assert (moved.previous_host, moved.host) == ("kari", "liv")
+    assert (moved.counts["kari"], moved.counts["liv"]) == (0, 1)
+    # The no-show still counts (no_shows_count defaults to true).
+    (no_show,) = by_type(v2_report, "MeetingMarkedNoShow")
+    assert no_show.counts["ola"] == 1
+    levelled, manual = v2_report.of_kind(CREDIT)
+    assert (levelled.credited, levelled.credit, levelled.levelling) == ("liv", 2, True)
+    assert (manual.credited, manual.credit, manual.levelling) == ("ola", 1, False)
+    assert levelled.credits["liv"] == 2 and manual.credits["ola"] == 1
+    (m3,) = [s for s in steps if s.meeting_id == "m3"]
+    assert m3.host == "kari" and m3.capped["kari"] is True
+    # The next week: every count (and the credits, given last week) starts again.
+    last = steps[-1]
+    assert sum(last.counts.values()) == 2 and not any(last.credits.values())
+    assert last.capped == {"kari": False, "ola": False, "liv": False}
+    assert [s.at.isoformat() for s in v2_report.window_starts] == ["2026-03-09T00:00:00+00:00"]
+    assert v2_report.window_starts[0].counts == {"kari": 0, "ola": 0, "liv": 0}
+    # kari's weekly cap ends with the week, not at the next event.
+    assert v2_report.window_starts[0].capped["kari"] is False
+    assert v2_report.now["liv"].weight == 200
+    assert v2_report.now["kari"].cap == {"meetings": 1, "per": "week"}
+    assert v2_report.now["kari"].own_cap is True
+
+
+def test_fairness_per_window(v2_report: RotationReport) -> None:
+    first, second = v2_report.windows
+
+    assert (first.window, first.start.isoformat(), first.end.isoformat()) == (
+        "week",
+        "2026-03-02T00:00:00+00:00",
+        "2026-03-09T00:00:00+00:00",
+    )
+    assert (first.current, second.current) == (False, True)
+    # Week one at its last event: kari m3; ola m1 + 1 credit; liv m2 + 2 levelling.
+    assert first.loads == {"kari": 1, "ola": 2, "liv": 3}
+    assert (first.fairness.meetings, first.fairness.spread) == (6, 2)
+    # Fair shares of 6 by weights 100, 100, 200: 1.5, 1.5, 3.
+    assert first.fairness.deviation == Fraction(1, 6)
+    assert (first.bookings, first.cancellations, first.reassignments, first.credits) == (
+        4,
+        1,
+        1,
+        2,
+    )
+    assert second.bookings == 2 and second.fairness.meetings == 2
+    # The same numbers as the rule's own fairness of the standings at the end.
+    assert v2_report.rule == second.fairness
+    last = v2_report.steps[-1]
+    assert sum(last.counts.values()) == second.fairness.meetings
+    assert v2_report.fairness.window is not None
+
+
+def test_page_draws_credits_caps_cancellations_and_reassignments(
+    v2_report: RotationReport,
+) -> None:
+    page = render_html(v2_report)
+
+    assert page.count('class="credit level"') == 1 and page.count('class="credit"') == 1
+    assert page.count('class="cancellation"') == 1
+    assert page.count('class="reassignment"') == 1
+    assert page.count('class="no-show"') == 1
+    assert page.count('class="reschedule"') == 1
+    assert page.count('class="capped"') == 1  # kari's lane from m3 to the next week's m4
+    assert page.count('class="window"') == 1
+    assert page.count('class="booking"') == 6
+    for heading in ("weight", "priority", "cap", "capped", "credits", "deviation"):
+        assert f"<th>{heading}</th>" in page, heading
+    assert 'id="windows"' in page and page.count('class="row-current"') == 1
+    assert "1/6 ≈ 0.167" in page
+    assert "c levelled" not in page and "liv levelled on join by the service" in page
+    assert "cap 1/week" in page  # kari's, in the legend
+    assert "capped from 2026-03-02 21:00:00 to 2026-03-09 00:00:00" in page
+    assert "options of kari: cap none (the policy's) → 1/week" in page
+    data = json.loads(page.split('id="report-data">')[1].split("</script>")[0])
+    assert [w["deviation"] for w in data["windows"]] == ["1/6", str(v2_report.rule.deviation)]
+    assert data["policy"]["window"] == "week"
+
+
+def test_a_since_reset_policy_has_no_window_rows(sqlite_app: RotationsApplication) -> None:
+    report = build_report(sqlite_app, RID)
+
+    assert report.windows == [] and report.window_starts == []
+    last = report.steps[-1]
+    # Everyone can host at the end: the rule's total is every count (no credits here).
+    assert report.rule.meetings == sum(last.counts.values()) == 9
+    assert report.fairness.window is None
+    assert 'id="windows"' not in render_html(report)
+
+
 # -- in a real browser ------------------------------------------------------------------------
 
 
@@ -206,6 +371,21 @@ def test_chart_is_drawn_by_a_headless_browser(
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
     if keep := os.environ.get("ROTATIONS_REPORT_SCREENSHOT"):
         shutil.copyfile(shot, keep)  # for a person to look at
+
+
+def test_v2_marks_are_drawn_by_a_headless_browser(
+    v2_report: RotationReport, tmp_path: Path
+) -> None:
+    page = tmp_path / "v2.html"
+    page.write_text(render_html(v2_report), encoding="utf-8")
+
+    dumped = headless(page, tmp_path / "profile-v2", "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    dom = dumped.stdout
+    assert re.search(r'<svg id="chart"[^>]*data-interactive="true"', dom), dom[:500]
+    for kind in ("cancellation", "reassignment", "no-show", "reschedule", "capped", "window"):
+        assert dom.count(f'class="{kind}"') == 1, kind
+    assert dom.count('class="credit level"') == dom.count('class="credit"') == 1
 
 
 def test_cli_writes_the_report_and_errors_are_one_line(
