@@ -1,10 +1,16 @@
-"""What is in the store: every rotation, one rotation, the directory's users and teams.
+"""What is in the store: every rotation, one rotation, its meetings, the directory's users
+and teams.
 
 For the CLI's reading commands (no broker, no running service). Rotations come from the read
 model's rows, with the log past its tracked position folded on in memory (nothing is written,
 so reading never moves the view the service keeps); users and teams are folded from their
 events in the log. Every fold is `events.fold`'s, so these answers read the events as the
 write side does.
+
+A rotation's meetings come from the read model's meetings table (found by rotation, and by
+host, through its indexes), with the rotation's own events past its row applied on in memory
+by the projector's `meeting_change`: the history is never read, only what the view has not
+applied yet.
 """
 
 from __future__ import annotations
@@ -22,10 +28,17 @@ from events.directory import DirectoryUser, Team
 from events.errors import UnknownRotation
 from events.fold import aggregate_events, fold
 from events.rotation import MemberRecord, Rotation, rotation_uuid
-from projections.ports import EventSource, ViewSource
-from projections.replay import LIVE_TABLE, decode_row, read_rows, tracked_position
+from projections.ports import EventSource, RotationsStore, ViewSource
+from projections.replay import LIVE_TABLE, decode_row, read_rows, table_exists, tracked_position
+from projections.rotation_view import meeting_change, reading_view
+from projections.view_store import MEETING_STATUSES, MeetingRow, meetings_table
 
 PAGE = 1_000
+REASSIGNED = "reassigned"
+RESCHEDULED = "rescheduled"
+MEETING_FILTERS = (*MEETING_STATUSES, RESCHEDULED, REASSIGNED)
+"""What `rotations meetings --status` takes: a status, or a meeting ever rescheduled or
+reassigned (whatever its status now)."""
 
 
 def event_topics(aggregate: type[Aggregate]) -> tuple[str, ...]:
@@ -130,10 +143,12 @@ def list_rotations(source: ViewSource) -> list[RotationSummary]:
 
 def current_rotations(source: ViewSource) -> dict[UUID, Rotation]:
     """The view's rows, with the rotation events stored after its tracked position folded on."""
+    # The position first: rows read after it are at least as far on (an event already in a
+    # row is skipped below); read before it, an event between the two would be missed.
+    after = tracked_position(source, LIVE_TABLE)
     rotations = {
         UUID(key): decode_row(source, row) for key, row in read_rows(source, LIVE_TABLE).items()
     }
-    after = tracked_position(source, LIVE_TABLE)
     for notification in notifications(source, event_topics(Rotation), after):
         (event,) = aggregate_events([source.mapper.to_domain_event(notification)])
         current = rotations.get(event.originator_id)
@@ -191,6 +206,104 @@ def _member_state(record: MemberRecord, sources: list[str]) -> MemberState:
         joined_at=record["joined_at"].isoformat(),
         sources=tuple(sources),
     )
+
+
+# -- one rotation from the read model: its meetings --------------------------------------
+
+
+@dataclass(frozen=True)
+class MeetingsListing:
+    """A rotation's meetings in booking order, as the read model has them."""
+
+    rotation_id: str
+    deleted: bool
+    meetings: tuple[MeetingRow, ...]
+
+
+def meeting_json(rotation_id: str, meeting: MeetingRow) -> dict[str, Any]:
+    """One line of `rotations meetings --json`."""
+    record = None
+    if meeting.record_type is not None:
+        record = {"type": meeting.record_type, "id": meeting.record_id}
+    return {
+        "rotation_id": rotation_id,
+        "meeting_id": meeting.meeting_id,
+        "host_id": meeting.host_id,
+        "record": record,
+        "booked_at": meeting.booked_at.isoformat(),
+        "starts_at": meeting.starts_at.isoformat() if meeting.starts_at else None,
+        "status": meeting.status,
+        "reassigned": meeting.reassignments > 0,
+        "reassignments": meeting.reassignments,
+        "rescheduled": meeting.reschedules > 0,
+        "reschedules": meeting.reschedules,
+        "changed_at": meeting.changed_at.isoformat(),
+    }
+
+
+def rotation_meetings(
+    source: RotationsStore,
+    rotation_id: str,
+    host_id: str | None = None,
+    status: str | None = None,
+) -> MeetingsListing:
+    """The rotation's meetings (hosted by `host_id` now, if given; with `status`, one of
+    `MEETING_FILTERS`, if given) in booking order; UnknownRotation when it has none.
+
+    The rotation's row is read before its meetings, so the meeting rows are at least as far
+    on as the row; the rotation's events after the row are applied on, each skipped where the
+    meeting's row already has it.
+    """
+    if status is not None and status not in MEETING_FILTERS:
+        raise ValueError(f"no meeting status {status!r}: one of {', '.join(MEETING_FILTERS)}")
+    row_state, later = _row_and_later(source, rotation_id)
+    if row_state is None and not later:
+        raise UnknownRotation(f"no rotation {rotation_id!r}")
+    key = str(rotation_uuid(rotation_id))
+    changes = [c for c in (meeting_change(event, key) for event in later) if c is not None]
+    rows: dict[str, MeetingRow] = {}
+    if table_exists(source, meetings_table(LIVE_TABLE)):
+        view = reading_view(source, LIVE_TABLE)
+        rows = {m.meeting_id: m for m in view.get_meetings(key, host_id)}
+        elsewhere = {c.meeting_id for c in changes} - rows.keys()
+        if elsewhere and host_id is not None:  # changed since: their rows name another host
+            rows.update(view.get_meetings_by_id(key, elsewhere))
+    for change in changes:
+        stored = rows.get(change.meeting_id)
+        if stored is None or stored.version < change.version:
+            rows[change.meeting_id] = change.applied_to(stored)
+    now: Rotation | None = fold(later, row_state)
+    deleted = now is not None and now.deleted
+    chosen = (
+        m
+        for m in rows.values()
+        if (host_id is None or m.host_id == host_id) and _has_status(m, status)
+    )
+    ordered = sorted(chosen, key=lambda m: (m.booked_version, m.meeting_id))
+    return MeetingsListing(rotation_id=rotation_id, deleted=deleted, meetings=tuple(ordered))
+
+
+def _has_status(meeting: MeetingRow, status: str | None) -> bool:
+    if status is None:
+        return True
+    if status == RESCHEDULED:
+        return meeting.reschedules > 0
+    if status == REASSIGNED:
+        return meeting.reassignments > 0
+    return meeting.status == status
+
+
+def _row_and_later(
+    source: RotationsStore, rotation_id: str
+) -> tuple[Rotation | None, list[Aggregate.Event]]:
+    """The rotation as its read-model row has it (None: no row), and its events after it."""
+    key = rotation_uuid(rotation_id)
+    row = None
+    if table_exists(source, LIVE_TABLE):
+        row = reading_view(source, LIVE_TABLE).get_row(str(key))
+    state = None if row is None else decode_row(source, row)
+    after = None if state is None else state.version
+    return state, list(aggregate_events(source.events.get(key, gt=after)))
 
 
 # -- the directory ------------------------------------------------------------------------

@@ -10,6 +10,9 @@ resumes from exactly the position the rebuilt rows reflect, and the old live tab
 `rotation_view_old_<time>` with its own tracking record renamed to match, so it stays a
 consistent, resumable backup (swap it back to roll back, or drop it with `drop_view`).
 A running service keeps folded rotations in memory: restart it after a swap.
+
+Each view table has its meetings table (`<view>_meetings`, see `projections.view_store`):
+it is compared, moved and dropped with its view table.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
 
 from events.rotation import Rotation
 from projections.ports import ViewSource
-from projections.rotation_view import RotationProjector, open_view
-from projections.view_store import ViewRow
+from projections.rotation_view import RotationProjector, open_view, reading_view
+from projections.view_store import ViewRow, meetings_table
 
 LIVE_TABLE = "rotation_view"
 SQLITE_TRACKING_TABLE = "tracking"  # eventsourcing's SQLite tracking recorders share it
@@ -57,7 +60,7 @@ class Difference:
 
     rotation_key: str
     rotation_id: str | None
-    what: str  # missing_live, missing_rebuilt, version, name, deleted, standings
+    what: str  # missing_live, missing_rebuilt, version, name, deleted, policy, members, meetings
     live: Any
     rebuilt: Any
 
@@ -132,6 +135,18 @@ def compare(app: ViewSource, rebuilt_table: str, live_table: str = LIVE_TABLE) -
     differences: list[Difference] = []
     for key in sorted(live.keys() | rebuilt.keys()):
         differences.extend(_row_differences(app, key, live.get(key), rebuilt.get(key)))
+    both = sorted(live.keys() & rebuilt.keys())
+    if both and all(table_exists(app, meetings_table(t)) for t in (live_table, rebuilt_table)):
+        # One rotation's meetings at a time: memory stays bounded by the largest rotation.
+        live_view, rebuilt_view = reading_view(app, live_table), reading_view(app, rebuilt_table)
+        for key in both:
+            was = {m.meeting_id: m for m in live_view.get_meetings(key)}
+            now = {m.meeting_id: m for m in rebuilt_view.get_meetings(key)}
+            differing = sorted(i for i in was.keys() | now.keys() if was.get(i) != now.get(i))
+            if differing:
+                rotation_id = decode_row(app, rebuilt[key]).rotation_id
+                sides = ({i: side.get(i) for i in differing} for side in (was, now))
+                differences.append(Difference(key, rotation_id, "meetings", *sides))
     return Comparison(
         live_table=live_table,
         rebuilt_table=rebuilt_table,
@@ -259,6 +274,11 @@ def swap(app: ViewSource, rebuilt_table: str, live_table: str = LIVE_TABLE) -> s
 def _sqlite_move(app: ViewSource, cursor: Any, old: str, new: str) -> None:
     cursor.execute(f"ALTER TABLE {old} RENAME TO {new}")
     cursor.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (meetings_table(old),)
+    )
+    if cursor.fetchone() is not None:
+        cursor.execute(f"ALTER TABLE {meetings_table(old)} RENAME TO {meetings_table(new)}")
+    cursor.execute(
         f"UPDATE {SQLITE_TRACKING_TABLE} SET application_name = ? WHERE application_name = ?",
         (new, old),
     )
@@ -267,7 +287,14 @@ def _sqlite_move(app: ViewSource, cursor: Any, old: str, new: str) -> None:
 def _pg_move(app: ViewSource, cursor: Any, old: str, new: str) -> None:
     """Rename the view table and its tracking table, their indexes, and the tracking name."""
     schema = _pg_datastore(app).schema
-    for old_table, new_table in ((old, new), (f"{old}_tracking", f"{new}_tracking")):
+    pairs = [(old, new), (f"{old}_tracking", f"{new}_tracking")]
+    cursor.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+        (schema, meetings_table(old)),
+    )
+    if cursor.fetchone() is not None:
+        pairs.append((meetings_table(old), meetings_table(new)))
+    for old_table, new_table in pairs:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
             (schema, old_table),
@@ -296,10 +323,11 @@ def drop_view(app: ViewSource, table: str) -> None:
         raise ValueError("refusing to drop the live view table")
     with _cursor(app, commit=True) as (cursor, pg):
         if pg:
-            for name in (table, f"{table}_tracking"):
+            for name in (table, f"{table}_tracking", meetings_table(table)):
                 cursor.execute(_pg_sql("DROP TABLE IF EXISTS {}", app, name))
         else:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"DROP TABLE IF EXISTS {meetings_table(table)}")
             cursor.execute(
                 f"DELETE FROM {SQLITE_TRACKING_TABLE} WHERE application_name = ?", (table,)
             )

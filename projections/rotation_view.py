@@ -3,6 +3,8 @@
 The fold is the aggregate's own: each rotation event mutates a copy of the Rotation exactly
 as it did on the write side, so read and write sides cannot drift apart. The folded state is
 stored as a snapshot row per rotation, next to a tracking record of the last applied event.
+Each booking and lifecycle event also changes its meeting's row (`meeting_change`, from the
+event's own facts), in the same transaction.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from events.ranking import Suggestion
 from events.rotation import Rotation, rotation_uuid
 from projections.ports import SavedTransactions, ViewSource
 from projections.view_store import (
+    BOOKED,
+    CANCELLED,
+    NO_SHOW,
+    MeetingChange,
+    MeetingSeal,
     PostgresRotationView,
     RotationViewStore,
     SQLiteRotationView,
@@ -61,20 +68,60 @@ class ViewAnswer:
 
 def open_view(app: ViewSource, table_name: str = "rotation_view") -> RotationViewStore:
     """Open (and create if needed) a view table in the application's own database."""
+    view = reading_view(app, table_name)
+    view.create_table()
+    return view
+
+
+def reading_view(
+    app: ViewSource, table_name: str = "rotation_view"
+) -> SQLiteRotationView | PostgresRotationView:
+    """A view table's recorder, creating nothing (for readers: its tables may not exist)."""
     recorder = app.recorder
-    view: SQLiteRotationView | PostgresRotationView
+    seal = MeetingSeal(app.mapper.cipher)  # the meetings' ids as secret as the events'
     if isinstance(recorder, PostgresRecorder):
-        view = PostgresRotationView(
+        return PostgresRotationView(
             recorder.datastore,
             table_name=table_name,
             tracking_table_name=f"{table_name}_tracking",
+            seal=seal,
         )
-    elif isinstance(recorder, SQLiteRecorder):
-        view = SQLiteRotationView(recorder.datastore, table_name=table_name)
-    else:
-        raise TypeError(f"no view table for a {type(recorder).__name__}")
-    view.create_table()
-    return view
+    if isinstance(recorder, SQLiteRecorder):
+        return SQLiteRotationView(recorder.datastore, table_name=table_name, seal=seal)
+    raise TypeError(f"no view table for a {type(recorder).__name__}")
+
+
+def meeting_change(event: object, rotation_key: str) -> MeetingChange | None:
+    """What a booking or lifecycle event did to its meeting (None for any other event):
+    the facts the event carries, its status (cancelled wins over no_show over booked), and
+    whether it reassigned or rescheduled the meeting."""
+    if not isinstance(
+        event,
+        Rotation.MeetingBooked
+        | Rotation.MeetingCancelled
+        | Rotation.MeetingRescheduled
+        | Rotation.MeetingReassigned
+        | Rotation.MeetingMarkedNoShow,
+    ):
+        return None
+    facts = event.facts()
+    record = facts["record"] or {}
+    status = CANCELLED if facts["cancelled"] else NO_SHOW if facts["no_show"] else BOOKED
+    return MeetingChange(
+        rotation_key=rotation_key,
+        meeting_id=facts["meeting_id"],
+        host_id=facts["host_id"],
+        record_type=record.get("type"),
+        record_id=record.get("id"),
+        booked_at=facts["booked_at"],
+        booked_version=facts["booked_version"],
+        starts_at=facts["starts_at"],
+        status=status,
+        reassigned=isinstance(event, Rotation.MeetingReassigned),
+        rescheduled=isinstance(event, Rotation.MeetingRescheduled),
+        version=event.originator_version,
+        changed_at=event.at,
+    )
 
 
 class RotationProjector:
@@ -98,6 +145,9 @@ class RotationProjector:
         self.lock = threading.RLock()  # one reader or writer of the view at a time
         self._known_position = self.position  # where this instance last saw the view
         self._refreshed_from = float("-inf")  # when the last finished `refresh` started
+        if self._known_position == 0:
+            # A view dropped and made again under its name starts with no meetings either.
+            view.forget_untracked_meetings(tracking_name)
 
     @property
     def position(self) -> int:
@@ -141,6 +191,7 @@ class RotationProjector:
 
     def _apply_batch(self, notifications: Sequence[Notification]) -> None:
         touched: dict[str, tuple[Rotation, int]] = {}
+        meetings: list[MeetingChange] = []
         try:
             mine = [n for n in notifications if n.topic.startswith(ROTATION_TOPIC_PREFIX)]
             absent = self._prefetch({str(n.originator_id) for n in mine})
@@ -156,8 +207,10 @@ class RotationProjector:
                 rotation = fold([event], current[0] if current else None)
                 assert isinstance(rotation, Rotation)
                 touched[key] = (rotation, notification.id)
+                if (meeting := meeting_change(event, key)) is not None:
+                    meetings.append(meeting)
             rows = [self._to_row(rid, rot, pos) for rid, (rot, pos) in touched.items()]
-            self.view.put_rows(rows, Tracking(self.tracking_name, notifications[-1].id))
+            self.view.put_rows(rows, Tracking(self.tracking_name, notifications[-1].id), meetings)
             self._known_position = notifications[-1].id
         except BaseException:
             self._cache.clear()  # folded copies may be ahead of what was stored
@@ -185,18 +238,21 @@ class RotationProjector:
             if ids[0] != self._known_position + 1 or ids[-1] - ids[0] + 1 != len(ids):
                 return False
             positions: dict[UUID, int] = {}
-            for recording in recordings:
+            meetings: list[MeetingChange] = []
+            for recording in sorted(recordings, key=lambda r: r.notification.id):
                 notification = recording.notification
                 if notification.topic.startswith(ROTATION_TOPIC_PREFIX):
                     key = recording.domain_event.originator_id
                     positions[key] = max(positions.get(key, 0), notification.id)
+                    if (meeting := meeting_change(recording.domain_event, str(key))) is not None:
+                        meetings.append(meeting)
             touched = {
                 str(key): (_rotation_copy(aggregates[key]), position)
                 for key, position in positions.items()
             }
             rows = [self._to_row(key, rotation, pos) for key, (rotation, pos) in touched.items()]
             try:
-                self.view.put_rows(rows, Tracking(self.tracking_name, ids[-1]))
+                self.view.put_rows(rows, Tracking(self.tracking_name, ids[-1]), meetings)
             except IntegrityError:
                 # Another instance applied these already (they share the view): start over.
                 self._cache.clear()

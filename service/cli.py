@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +22,8 @@ from service.settings import Settings
 if TYPE_CHECKING:  # the CLI starts fast: the store's modules load when a command needs them
     from service.application import RotationsApplication
     from service.embedded_broker import EmbeddedBroker
+
+T = TypeVar("T")
 
 cli = typer.Typer(
     help="Meeting rotations: round-robin host assignment, event-sourced, over Kafka.",
@@ -320,25 +323,62 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """A rotation as it stands: name, members with their state, teams."""
-    from events.errors import RotationError
     from projections.catalog import show_rotation
     from service.cli_render import rotation_view
 
-    app = _open_store()
-    try:
-        detail = show_rotation(app, rotation_id)
-    except RotationError as error:
-        fail(str(error))
-        raise
-    finally:
-        app.close()
+    detail = _reading(lambda app: show_rotation(app, rotation_id))
     if as_json:
         typer.echo(json.dumps(detail.to_json()))
         return
     console.print(rotation_view(detail))
 
 
+@cli.command()
+def meetings(
+    rotation_id: Annotated[str, typer.Argument(help="rotation id")],
+    member: Annotated[
+        str | None, typer.Option(help="only the meetings this user hosts now")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="booked, no_show or cancelled (the status now; cancelled wins), or "
+            "rescheduled / reassigned (ever)"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per meeting")] = False,
+) -> None:
+    """A rotation's meetings in booking order, from the read model: host, record, booked,
+    start, status, and how often each was reassigned or rescheduled."""
+    from projections.catalog import MEETING_FILTERS, meeting_json, rotation_meetings
+    from service.cli_render import meetings_table
+
+    if status is not None and status not in MEETING_FILTERS:
+        fail(f"--status {status!r}: one of {', '.join(MEETING_FILTERS)}", 2)
+    listing = _reading(lambda app: rotation_meetings(app, rotation_id, member, status))
+    if as_json:
+        for meeting in listing.meetings:
+            typer.echo(json.dumps(meeting_json(rotation_id, meeting)))
+        return
+    console.print(meetings_table(listing))
+
+
 # -- audits: replay, audit, explain (they read the store directly; no broker needed) ------
+
+
+def _reading(read: Callable[[RotationsApplication], T]) -> T:
+    """`read` on the configured store, closed afterwards; a RotationError (an unknown
+    rotation, ...) is one line and exit 1."""
+    from events.errors import RotationError
+
+    app = _open_store()
+    try:
+        return read(app)
+    except RotationError as error:
+        fail(str(error))
+        raise
+    finally:
+        app.close()
 
 
 def _open_store() -> RotationsApplication:

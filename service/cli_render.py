@@ -1,4 +1,5 @@
-"""Tables of the CLI's answers: suggestions, rotations, the directory, the command catalogue.
+"""Tables of the CLI's answers: suggestions, rotations, a rotation's meetings, the directory,
+the command catalogue.
 
 Apart from the commands that print them, so each table is tested from a value, no broker
 or store needed.
@@ -11,7 +12,12 @@ from datetime import datetime
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from projections.catalog import Directory, RotationDetail, RotationSummary
+from projections.catalog import (
+    Directory,
+    MeetingsListing,
+    RotationDetail,
+    RotationSummary,
+)
 from service.cli_fields import CommandDoc
 from service.contracts import Candidate, SuggestionReply
 
@@ -48,6 +54,31 @@ def suggestion_table(rotation_id: str, reply: SuggestionReply) -> Table:
             yes_no(cand.available),
             eligibility(cand),
             _time(cand.joined_at),
+        )
+    return table
+
+
+def meetings_table(listing: MeetingsListing) -> Table:
+    """A rotation's meetings in booking order: host now, record, times, status."""
+    deleted = " [red](deleted)[/red]" if listing.deleted else ""
+    table = Table(title=f"{listing.rotation_id}{deleted}: {len(listing.meetings)} meetings")
+    for column in ("meeting", "host", "record", "booked", "starts", "status", "changes"):
+        table.add_column(column)
+    for m in listing.meetings:
+        record = f"{m.record_type}:{m.record_id}" if m.record_type else "-"
+        changes = [
+            f"{count}x {what}"
+            for count, what in ((m.reassignments, "reassigned"), (m.reschedules, "rescheduled"))
+            if count
+        ]
+        table.add_row(
+            m.meeting_id,
+            m.host_id,
+            record,
+            m.booked_at.isoformat(),
+            _time(m.starts_at, "-"),
+            m.status,
+            ", ".join(changes) or "-",
         )
     return table
 
