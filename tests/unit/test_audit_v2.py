@@ -365,3 +365,35 @@ def test_a_tampered_reassignment_is_a_mismatch(app: RotationsApplication, clock:
     (difference,) = life.differences
     assert difference.startswith("reassigned (version ")
     assert "reason: stored 'tie_join_order', re-derived" in difference
+
+
+def test_the_service_commands_are_audited_and_explained(
+    app: RotationsApplication, clock: Clock
+) -> None:
+    """The same story through the service's own handlers (`RotationsApplication.execute`)."""
+    policy = {"window": "month", "on_join": "level", "cap": {"meetings": 3, "per": "week"}}
+    ok(app, "CreateRotation", RID, name="Sales", members=["a", "b"], policy=policy)
+    book(app, RID, "m1")
+    book(app, RID, "m2")
+    ok(app, "AddMember", RID, user_id="c", weight=300)
+    ok(app, "CreditMember", RID, user_id="b", meetings=2, reason="ran the webinar")
+    ok(app, "CancelMeeting", RID, meeting_id="m1", reason="no budget")
+    ok(app, "RescheduleMeeting", RID, meeting_id="m2", starts_at=START.isoformat())
+    ok(app, "ReassignMeeting", RID, meeting_id="m2")
+    ok(app, "MarkNoShow", RID, meeting_id="m2")
+    ok(app, "SetPolicy", RID, policy={**policy, "no_shows_count": False})
+
+    summaries = [e.summary for e in audit_history(app, RID)]
+    life = explain_meeting(app, RID, "m2")
+
+    assert summaries[0] == (
+        "created 'Sales' with a, b; policy: on_join reset → level; window since_reset → "
+        "month; cap none → 3/week"
+    )
+    assert "c levelled on join by the service: credited +3 meetings" in summaries
+    assert "credited b +2 meetings by tester: 'ran the webinar'" in summaries
+    assert "meeting m1 of a cancelled by tester: 'no budget'" in summaries
+    assert summaries[-1] == "policy set: no_shows_count yes → no"
+    assert [e.kind for e in life.entries] == [BOOKED, RESCHEDULED, REASSIGNED, NO_SHOW]
+    assert life.matches is True, life.differences
+    assert all(x.matches for x in explain_bookings(app, RID))
