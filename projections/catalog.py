@@ -1,5 +1,5 @@
-"""What is in the store: every rotation, one rotation, its meetings, the directory's users
-and teams.
+"""What is in the store: every rotation, one rotation, its policy and member options, its
+meetings, the directory's users and teams.
 
 For the CLI's reading commands (no broker, no running service). Rotations come from the read
 model's rows, with the log past its tracked position folded on in memory (nothing is written,
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from eventsourcing.utils import get_topic
 from events.directory import DirectoryUser, Team
 from events.errors import UnknownRotation
 from events.fold import aggregate_events, fold
+from events.policy import DEFAULT_POLICY
 from events.rotation import MemberRecord, Rotation, rotation_uuid
 from projections.ports import EventSource, RotationsStore, ViewSource
 from projections.replay import LIVE_TABLE, decode_row, read_rows, table_exists, tracked_position
@@ -208,7 +210,67 @@ def _member_state(record: MemberRecord, sources: list[str]) -> MemberState:
     )
 
 
-# -- one rotation from the read model: its meetings --------------------------------------
+# -- one rotation from the read model: its policy and options, its meetings -------------
+
+
+@dataclass(frozen=True)
+class MemberOptions:
+    """A member's options and where it stands now, as `rotations policy` prints it."""
+
+    user_id: str
+    weight: int
+    priority: int
+    cap: dict[str, Any] | None  # the cap in force
+    cap_from: str | None  # "member" (its own), "policy", or None (no cap)
+    credits: int  # that count now (in the current window, since the last reset)
+    meetings: int  # that count now
+    capped: bool
+    available: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "weight": self.weight,
+            "priority": self.priority,
+            "cap": self.cap,
+            "cap_from": self.cap_from,
+            "credits": self.credits,
+            "meetings": self.meetings,
+            "capped": self.capped,
+            "available": self.available,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A rotation's policy (every field), the window it counts in now, and every member's
+    options."""
+
+    rotation_id: str
+    name: str
+    deleted: bool
+    version: int
+    at: datetime
+    policy: dict[str, Any]
+    window: dict[str, datetime] | None  # the current window [start, end); None: since reset
+    members: tuple[MemberOptions, ...]
+
+    def defaults(self) -> list[str]:
+        """The policy's fields left at their defaults (version 1's behaviour)."""
+        return [name for name, value in DEFAULT_POLICY.items() if self.policy[name] == value]
+
+    def to_json(self) -> dict[str, Any]:
+        window = self.window
+        return {
+            "rotation_id": self.rotation_id,
+            "name": self.name,
+            "deleted": self.deleted,
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "policy": self.policy,
+            "window": None if window is None else {k: v.isoformat() for k, v in window.items()},
+            "members": [m.to_json() for m in self.members],
+        }
 
 
 @dataclass(frozen=True)
@@ -239,6 +301,53 @@ def meeting_json(rotation_id: str, meeting: MeetingRow) -> dict[str, Any]:
         "reschedules": meeting.reschedules,
         "changed_at": meeting.changed_at.isoformat(),
     }
+
+
+def current_rotation(source: RotationsStore, rotation_id: str) -> Rotation:
+    """One rotation: its read-model row with its own later events folded on (UnknownRotation
+    when it has neither)."""
+    row_state, later = _row_and_later(source, rotation_id)
+    rotation: Rotation | None = fold(later, row_state)
+    if rotation is None:
+        raise UnknownRotation(f"no rotation {rotation_id!r}")
+    return rotation
+
+
+def rotation_policy(source: RotationsStore, rotation_id: str, at: datetime) -> PolicyView:
+    """The rotation's policy and its members' options, with credits and meetings as they
+    count at `at` (its window and cap periods)."""
+    rotation = current_rotation(source, rotation_id)
+    context = rotation.context(at)
+    members = tuple(
+        MemberOptions(
+            user_id=standing.user_id,
+            weight=standing.weight,
+            priority=standing.priority,
+            cap=standing.cap,
+            cap_from=_cap_from(rotation.members[standing.user_id], standing.cap),
+            credits=standing.credits,
+            meetings=standing.meetings,
+            capped=standing.capped,
+            available=standing.available,
+        )
+        for standing in rotation.standings(at, context=context)
+    )
+    return PolicyView(
+        rotation_id=rotation.rotation_id,
+        name=rotation.name,
+        deleted=rotation.deleted,
+        version=rotation.version,
+        at=at,
+        policy={**DEFAULT_POLICY, **rotation.policy},
+        window=context.window_dict(),
+        members=members,
+    )
+
+
+def _cap_from(record: MemberRecord, cap: dict[str, Any] | None) -> str | None:
+    if record["cap"] is not None:
+        return "member"
+    return None if cap is None else "policy"
 
 
 def rotation_meetings(

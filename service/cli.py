@@ -334,6 +334,25 @@ def show(
 
 
 @cli.command()
+def policy(
+    rotation_id: Annotated[str, typer.Argument(help="rotation id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """A rotation's distribution policy (every field) and every member's options: weight,
+    priority, cap (its own or the policy's), and the credits and meetings that count now."""
+    from datetime import UTC, datetime
+
+    from projections.catalog import rotation_policy
+    from service.cli_render import policy_view
+
+    view = _reading(lambda app: rotation_policy(app, rotation_id, datetime.now(UTC)))
+    if as_json:
+        typer.echo(json.dumps(view.to_json()))
+        return
+    console.print(policy_view(view))
+
+
+@cli.command()
 def meetings(
     rotation_id: Annotated[str, typer.Argument(help="rotation id")],
     member: Annotated[

@@ -1,5 +1,5 @@
-"""Tables of the CLI's answers: suggestions, rotations, a rotation's meetings, the directory,
-the command catalogue.
+"""Tables of the CLI's answers: suggestions, rotations, a rotation's policy and meetings, the
+directory, the command catalogue.
 
 Apart from the commands that print them, so each table is tested from a value, no broker
 or store needed.
@@ -8,6 +8,7 @@ or store needed.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -15,11 +16,12 @@ from rich.table import Table
 from projections.catalog import (
     Directory,
     MeetingsListing,
+    PolicyView,
     RotationDetail,
     RotationSummary,
 )
 from service.cli_fields import CommandDoc
-from service.contracts import Candidate, SuggestionReply
+from service.contracts import Candidate, Cap, SuggestionReply
 
 
 def yes_no(value: bool) -> str:
@@ -35,6 +37,15 @@ def eligibility(candidate: Candidate) -> str:
 
 def _time(value: datetime | None, never: str = "never") -> str:
     return value.isoformat() if value else never
+
+
+def cap_text(cap: Cap | dict[str, Any] | None) -> str:
+    """A cap in the short form `rotations send` takes (`5/week`), or `-` for none."""
+    if cap is None:
+        return "-"
+    if isinstance(cap, Cap):
+        return f"{cap.meetings}/{cap.per}"
+    return f"{cap['meetings']}/{cap['per']}"
 
 
 def suggestion_table(rotation_id: str, reply: SuggestionReply) -> Table:
@@ -56,6 +67,49 @@ def suggestion_table(rotation_id: str, reply: SuggestionReply) -> Table:
             _time(cand.joined_at),
         )
     return table
+
+
+def policy_view(view: PolicyView) -> RenderableType:
+    """A rotation's policy, field by field, and every member's options and standing now."""
+    deleted = " [red](deleted)[/red]" if view.deleted else ""
+    policy = Table(
+        title=f"{view.rotation_id}: {view.name}{deleted} (version {view.version}): policy"
+    )
+    for column in ("field", "value", ""):
+        policy.add_column(column)
+    defaults = set(view.defaults())
+    for name, value in view.policy.items():
+        policy.add_row(name, _policy_value(name, value), "default" if name in defaults else "")
+    if view.window is not None:
+        window = f"{view.window['start'].isoformat()} to {view.window['end'].isoformat()}"
+    else:
+        window = "since the last reset"
+    members = Table(title="members", caption=f"counted at {view.at.isoformat()}, window {window}")
+    for column in ("user", "weight", "priority", "cap", "cap from", "credits", "meetings"):
+        members.add_column(column)
+    members.add_column("capped")
+    members.add_column("available")
+    for m in view.members:
+        members.add_row(
+            m.user_id,
+            str(m.weight),
+            str(m.priority),
+            cap_text(m.cap),
+            m.cap_from or "-",
+            str(m.credits),
+            str(m.meetings),
+            yes_no(m.capped),
+            yes_no(m.available),
+        )
+    return Group(policy, members)
+
+
+def _policy_value(name: str, value: Any) -> str:
+    if name == "cap":
+        return cap_text(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def meetings_table(listing: MeetingsListing) -> Table:
