@@ -21,6 +21,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:  # the CLI starts fast: the store's modules load when a command needs them
     from service.application import RotationsApplication
+    from service.contracts import SuggestHost
     from service.embedded_broker import EmbeddedBroker
 
 T = TypeVar("T")
@@ -262,15 +263,33 @@ def suggest(
     as_of: Annotated[
         str | None, typer.Option(help="RFC 3339 instant: answer as it stood then")
     ] = None,
+    starts_at: Annotated[
+        str | None,
+        typer.Option(help="RFC 3339 start of the meeting (places it under count_by: starts_at)"),
+    ] = None,
+    preferred_host: Annotated[
+        str | None,
+        typer.Option(help="member chosen when it can host (e.g. the record's owner)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw reply")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply")] = 60.0,
 ) -> None:
-    """Ask for the host suggestion: the ranked candidates, and who may not host and why."""
+    """Ask for the host suggestion: the ranked candidates with their weights, priorities,
+    credits, holds and caps, who may not host and why, and the fairness summary."""
     from service.cli_render import suggestion_table
     from service.contracts import SuggestionReply
 
-    _check_suggest(rotation_id, exclude or [], as_of)
-    reply = _talk(lambda client: client.suggest(rotation_id, exclude, as_of), timeout)
+    request = _check_suggest(rotation_id, exclude or [], as_of, starts_at, preferred_host)
+    reply = _talk(
+        lambda client: client.suggest(
+            rotation_id,
+            exclude,
+            as_of,
+            starts_at=request.starts_at,
+            preferred_host_id=preferred_host,
+        ),
+        timeout,
+    )
     if as_json:
         console.print_json(data=reply)
         return
@@ -279,19 +298,32 @@ def suggest(
     console.print(suggestion_table(rotation_id, SuggestionReply.model_validate(reply)))
 
 
-def _check_suggest(rotation_id: str, exclude: list[str], as_of: str | None) -> None:
-    """The request's schema, checked before connecting: a bad --as-of exits with 2."""
+def _check_suggest(
+    rotation_id: str,
+    exclude: list[str],
+    as_of: str | None,
+    starts_at: str | None = None,
+    preferred_host: str | None = None,
+) -> SuggestHost:
+    """The request's schema, checked before connecting: a bad --as-of or --starts-at exits
+    with 2."""
     from pydantic import ValidationError
 
     from service.contracts import SuggestHost, describe_validation_error
 
     request: dict[str, Any] = {"rotation_id": rotation_id, "exclude": exclude}
-    if as_of is not None:
-        request["as_of"] = as_of
+    for name, value in (
+        ("as_of", as_of),
+        ("starts_at", starts_at),
+        ("preferred_host_id", preferred_host),
+    ):
+        if value is not None:
+            request[name] = value
     try:
-        SuggestHost.model_validate(request)
+        return SuggestHost.model_validate(request)
     except ValidationError as error:
         fail(describe_validation_error(error.errors()), 2)
+        raise
 
 
 # -- reading: list, show (from the store and its read model; no broker needed) -----------

@@ -21,7 +21,7 @@ from projections.catalog import (
     RotationSummary,
 )
 from service.cli_fields import CommandDoc
-from service.contracts import Candidate, Cap, SuggestionReply
+from service.contracts import Candidate, Cap, Fairness, SuggestionReply
 
 
 def yes_no(value: bool) -> str:
@@ -48,19 +48,55 @@ def cap_text(cap: Cap | dict[str, Any] | None) -> str:
     return f"{cap['meetings']}/{cap['per']}"
 
 
+def fairness_text(fairness: Fairness | None) -> str:
+    """The reply's fairness summary on one line (a reply from before v2 has none)."""
+    if fairness is None:
+        return "fairness: not given"
+    spread = "-" if fairness.spread is None else str(fairness.spread)
+    return (
+        f"fairness: {fairness.meetings} meetings + credits, spread {spread}, "
+        f"deviation {fairness.deviation:g}"
+    )
+
+
+SUGGESTION_COLUMNS = (
+    "#",
+    "user",
+    "meetings",
+    "credits",
+    "held",
+    "weight",
+    "priority",
+    "cap",
+    "capped",
+    "last assigned",
+    "available",
+    "eligible",
+    "joined",
+)
+
+
 def suggestion_table(rotation_id: str, reply: SuggestionReply) -> Table:
-    """The ranked candidates, with whether each may host and why not."""
+    """The ranked candidates with what ranks them (meetings, credits, holds, weight, priority),
+    their caps, whether each may host and why not; the fairness summary below."""
     table = Table(
         title=f"{rotation_id}: suggest {reply.host_id or 'nobody'} "
-        f"({reply.reason}, position {reply.position})"
+        f"({reply.reason}, position {reply.position})",
+        caption=fairness_text(reply.fairness),
     )
-    for column in ("#", "user", "meetings", "last assigned", "available", "eligible", "joined"):
+    for column in SUGGESTION_COLUMNS:
         table.add_column(column)
     for i, cand in enumerate(reply.candidates, 1):
         table.add_row(
             str(i),
             cand.user_id,
             str(cand.meetings),
+            str(cand.credits),
+            str(cand.held),
+            str(cand.weight),
+            str(cand.priority),
+            cap_text(cand.cap),
+            yes_no(cand.capped),
             _time(cand.last_assigned_at),
             yes_no(cand.available),
             eligibility(cand),
