@@ -7,7 +7,7 @@ own) served by a uvicorn server in the service's event loop:
 * `/health/ready`: 200 once the command consumer has its partition assignment and the event
   store answers, else 503 (and 503 again from the moment shutdown starts);
 * `/metrics`: Prometheus text (commands by type and outcome, suggestion latency, projection
-  lag in events, dead letters);
+  lag in events, dead letters, the fairness deviation of the rotations answered most recently);
 * `/asyncapi` (HTML, or JSON when asked for), `/asyncapi.json`, `/asyncapi.yaml`: the page is
   rendered here from the document (channels, messages, schemas), with no scripts or styles
   from the internet, so it works offline.
@@ -23,6 +23,8 @@ import html
 import json
 import logging
 import socket
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, get_args
 
@@ -46,16 +48,73 @@ STORE_CHECK_SECONDS = 3.0
 COMMAND_TYPES = frozenset(model.__name__ for model in get_args(get_args(c.Command)[0]))
 # Handled by the store after the batch failed, or never parsed: the dead-letter path sees them.
 DEAD_LETTER_ONLY_CODES = frozenset({"invalid_message", "internal"})
+# A suggestion answered with these: the rotation's fairness series goes.
+GONE_CODES = frozenset({"unknown_rotation", "rotation_deleted"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 # -- metrics -------------------------------------------------------------------------------------
 
 
+class FairnessGauge(Collector):
+    """`rotations_fairness_deviation{rotation_id}`: the contract's fairness deviation of a
+    rotation, as its latest answered suggestion gave it (answers `as_of` a past moment leave
+    it alone).
+
+    The label set is bounded: at most `limit` rotations (`ROTATIONS_FAIRNESS_GAUGE_ROTATIONS`,
+    default 100), the most recently answered. Answering one more drops the least recently
+    answered rotation, whose series is gone from the next scrape; a rotation answered as
+    unknown or deleted is dropped at once. 0 turns the gauge off. So a service asked about a
+    million rotations exposes at most `limit` series, and a scrape shows the busiest ones.
+    """
+
+    NAME = "rotations_fairness_deviation"
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+        self._values: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()  # answers are worked out on several threads
+        self.help = (
+            "Fairness deviation of a rotation at its latest answered suggestion: sum over the "
+            "available, eligible members of |meetings + credits - fair share by weight|, "
+            f"divided by their total (0: perfectly even). At most {limit} rotations, the "
+            "most recently answered; others are dropped"
+        )
+
+    def set(self, rotation_id: str, deviation: float) -> None:
+        if self.limit == 0:
+            return
+        with self._lock:
+            self._values[rotation_id] = deviation
+            self._values.move_to_end(rotation_id)
+            while len(self._values) > self.limit:
+                self._values.popitem(last=False)
+
+    def forget(self, rotation_id: str) -> None:
+        with self._lock:
+            self._values.pop(rotation_id, None)
+
+    def rotations(self) -> list[str]:
+        """The labelled rotations, least recently answered first."""
+        with self._lock:
+            return list(self._values)
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(self.NAME, self.help, labels=["rotation_id"])]
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            values = list(self._values.items())
+        family = GaugeMetricFamily(self.NAME, self.help, labels=["rotation_id"])
+        for rotation_id, deviation in values:
+            family.add_metric([rotation_id], deviation)
+        yield family
+
+
 class ServiceMetrics:
     """The service's Prometheus metrics, in a registry of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, fairness_rotations: int = 100) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.commands = Counter(
             "rotations_commands",
@@ -70,6 +129,8 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.fairness = FairnessGauge(fairness_rotations)
+        self.registry.register(self.fairness)
         self.service: RotationsKafkaApp | None = None
         self.registry.register(_ServiceCollector(self))
 
@@ -148,10 +209,19 @@ class MetricsObserver:
             kind = _command_type(record.value)
             self.metrics.commands.labels(type=kind, outcome="rejected", code=error.code).inc()
 
-    def suggestion_answered(self, request: c.SuggestHost, seconds: float) -> None:
+    def suggestion_answered(
+        self, request: c.SuggestHost, seconds: float, reply: c.SuggestionReply
+    ) -> None:
         self.metrics.suggestion_seconds.labels(
             as_of="true" if request.as_of is not None else "false"
         ).observe(seconds)
+        if request.as_of is not None:
+            return  # an audit of the past: the gauge says how rotations stand now
+        if reply.error is not None:
+            if reply.error.code in GONE_CODES:
+                self.metrics.fairness.forget(request.rotation_id)
+        elif reply.fairness is not None:
+            self.metrics.fairness.set(request.rotation_id, reply.fairness.deviation)
 
 
 def instrument(service: RotationsKafkaApp, metrics: ServiceMetrics) -> None:
@@ -190,7 +260,7 @@ class HttpApp:
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics or ServiceMetrics()
+        self.metrics = metrics or ServiceMetrics(settings.fairness_gauge_rotations)
         self.service: RotationsKafkaApp | None = None
         self.stopping = False
         self._asyncapi: AsyncAPIDocument | None = None

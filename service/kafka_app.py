@@ -81,7 +81,9 @@ class ServiceObserver(Protocol):
 
     def dead_lettered(self, record: Record, error: c.ErrorBody) -> None: ...
 
-    def suggestion_answered(self, request: c.SuggestHost, seconds: float) -> None: ...
+    def suggestion_answered(
+        self, request: c.SuggestHost, seconds: float, reply: c.SuggestionReply
+    ) -> None: ...
 
 
 class RotationsKafkaApp:
@@ -475,7 +477,7 @@ class RotationsKafkaApp:
             time.monotonic() if requested_at is None else requested_at,
         )
         seconds = time.perf_counter() - started
-        self._tell(lambda observer: observer.suggestion_answered(request, seconds))
+        self._tell(lambda observer: observer.suggestion_answered(request, seconds, reply))
         return reply
 
     # -- replies and dead letters --------------------------------------------------------

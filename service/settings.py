@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, alias="ROTATIONS_HTTP_PORT", ge=0, le=65535)
     # This machine only by default; a container sets 0.0.0.0 so its published port answers.
     http_host: str = Field("127.0.0.1", alias="ROTATIONS_HTTP_HOST", min_length=1)
+    # The fairness gauge's label set: at most this many rotations, the most recently
+    # answered (`service.http.FairnessGauge`); 0 turns the gauge off.
+    fairness_gauge_rotations: int = Field(100, alias="ROTATIONS_FAIRNESS_GAUGE_ROTATIONS", ge=0)
 
     # -- Kafka security: the names other Kafka tools use (every client of the project) ----
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

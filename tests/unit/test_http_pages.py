@@ -5,16 +5,33 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from faststream.kafka import KafkaBroker
+from prometheus_client.parser import text_string_to_metric_families
 
+from projections.rotation_view import RotationProjector, open_view
+from service import contracts as c
+from service.application import RotationsApplication
 from service.asyncapi import build_asyncapi
 from service.embedded_broker import free_port
-from service.http import HttpApp, asyncapi_html, start_http
+from service.http import (
+    FairnessGauge,
+    HttpApp,
+    MetricsObserver,
+    ServiceMetrics,
+    asyncapi_html,
+    start_http,
+)
+from service.kafka_app import RotationsKafkaApp
 from service.settings import Settings
+from service.store import store_environment
+from tests.unit.commands import book, ok
 
 
 async def call(app: HttpApp, path: str, accept: str | None = None) -> tuple[int, str, bytes]:
@@ -139,3 +156,102 @@ async def test_http_listens_on_this_machine_only_unless_told(
         for server in (local, everywhere):
             if server is not None:
                 await server.stop()
+
+
+# -- the fairness gauge --------------------------------------------------------------------
+
+
+def answered(rotation_id: str, deviation: float = 0.25) -> c.SuggestionReply:
+    return c.SuggestionReply(
+        rotation_id=rotation_id,
+        host_id="kari",
+        reason="fewest_meetings",
+        position=1,
+        fairness=c.Fairness(meetings=4, spread=1, deviation=deviation),
+    )
+
+
+def fairness_series(metrics: ServiceMetrics) -> dict[str, float]:
+    """The gauge's series in the exposition text, by rotation id."""
+    text = metrics.render().decode()
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == FairnessGauge.NAME]
+    return {s.labels["rotation_id"]: s.value for s in family.samples}
+
+
+def tell(metrics: ServiceMetrics, request: c.SuggestHost, reply: c.SuggestionReply) -> None:
+    MetricsObserver(metrics, "rotations.commands").suggestion_answered(request, 0.001, reply)
+
+
+def test_the_gauge_keeps_the_most_recently_answered_rotations() -> None:
+    metrics = ServiceMetrics(fairness_rotations=3)
+    for i in range(10):
+        rotation = f"r{i}"
+        tell(metrics, c.SuggestHost(rotation_id=rotation), answered(rotation, i / 10))
+        assert len(fairness_series(metrics)) <= 3
+
+    tell(metrics, c.SuggestHost(rotation_id="r7"), answered("r7", 0.5))  # answered again
+
+    assert fairness_series(metrics) == {"r8": 0.8, "r9": 0.9, "r7": 0.5}
+    assert metrics.fairness.rotations() == ["r8", "r9", "r7"]
+    tell(metrics, c.SuggestHost(rotation_id="r10"), answered("r10"))
+    assert set(fairness_series(metrics)) == {"r9", "r7", "r10"}  # r8 evicted, series gone
+
+
+def test_the_gauge_says_its_bound_and_ignores_answers_about_the_past() -> None:
+    metrics = ServiceMetrics(fairness_rotations=5)
+    past = c.SuggestHost(rotation_id="r1", as_of=datetime(2026, 1, 1, tzinfo=UTC))
+
+    tell(metrics, past, answered("r1"))
+
+    assert fairness_series(metrics) == {}
+    assert "At most 5 rotations, the most recently answered" in metrics.render().decode()
+
+
+def test_an_unknown_or_deleted_rotation_leaves_the_gauge() -> None:
+    metrics = ServiceMetrics()
+    tell(metrics, c.SuggestHost(rotation_id="r1"), answered("r1"))
+    tell(metrics, c.SuggestHost(rotation_id="r2"), answered("r2"))
+    gone = c.SuggestionReply(
+        rotation_id="r1", error=c.ErrorBody(code="rotation_deleted", message="deleted")
+    )
+
+    tell(metrics, c.SuggestHost(rotation_id="r1"), gone)
+
+    assert fairness_series(metrics) == {"r2": 0.25}
+
+
+def test_the_bound_is_a_setting_and_0_turns_the_gauge_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROTATIONS_FAIRNESS_GAUGE_ROTATIONS", "0")
+    metrics = HttpApp(Settings()).metrics
+
+    tell(metrics, c.SuggestHost(rotation_id="r1"), answered("r1"))
+
+    assert metrics.fairness.limit == 0 and fairness_series(metrics) == {}
+    assert HttpApp(Settings(fairness_gauge_rotations=2)).metrics.fairness.limit == 2
+
+
+def test_answering_a_suggestion_sets_the_gauge(tmp_path: Path) -> None:
+    """Through the Kafka app's suggestion path (no broker needed to answer)."""
+    settings = Settings(ROTATIONS_STORE=f"sqlite:///{tmp_path}/store.sqlite")
+    app = RotationsApplication(env=store_environment(settings.store))
+    try:
+        service = RotationsKafkaApp(
+            settings,
+            app,
+            RotationProjector(app, open_view(app)),
+            cluster_id="test",
+            broker=KafkaBroker(apply_types=False),
+        )
+        http = HttpApp(settings)
+        http.attach(service)
+        ok(app, "CreateRotation", "emea", name="EMEA", members=["kari", "ola"])
+        book(app, "emea", "m1", host_id="kari")
+
+        reply = service.answer_suggestion(c.SuggestHost(rotation_id="emea"))
+    finally:
+        app.close()
+
+    assert reply.fairness is not None and reply.fairness.deviation == 1.0
+    assert fairness_series(http.metrics) == {"emea": 1.0}
