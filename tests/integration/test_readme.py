@@ -1,6 +1,9 @@
 """The README's sessions run as written: every `$` command of its "A short session", "Audits"
 and "Teams" console blocks, in order, against one service on a private store, and every output
-the README shows under a command appears in what that command printed.
+the README shows under a command appears in what that command printed. The "Policies" and
+"Meeting lifecycle" blocks run the same way against a service of their own (a fresh store, the
+directory open as under `rotations dev`): they name rotations of their own, so they need
+nothing of the first session, and a test of their own keeps each within its time limit.
 
 The environment stands in for `rotations dev` plus a second terminal with the venv activated:
 the session's broker and a `rotations serve` on a fresh SQLite store (the log check reads its
@@ -36,6 +39,8 @@ BIN = Path(sys.executable).parent  # the venv's bin: `rotations` and `python`, a
 SESSION = "## A short session"
 AUDITS = "## Audits: every answer re-derived from the events"
 TEAMS = "## Teams, eligibility and permissions"
+POLICIES = "## Policies: weights, windows, caps and levelling"
+LIFECYCLE = "## Meeting lifecycle"
 MARK = "@@readme-command-done@@"
 BORDERS = re.compile(r"[\u2500-\u259f]")  # rich's box drawing (and its progress bar)
 
@@ -185,6 +190,17 @@ def test_the_readme_sessions_run_as_written(readme_service: ServiceProcess, tmp_
     readme_service.start()
     wait_ready(readme_service)
     check_block(TEAMS, env, tmp_path)
+
+
+@pytest.mark.timeout(900)
+def test_the_readme_policies_and_lifecycle_run_as_written(
+    readme_service: ServiceProcess, tmp_path: Path
+) -> None:
+    env = terminal(readme_service, tmp_path)
+    readme_service.start()
+    wait_ready(readme_service)
+    check_block(POLICIES, env, tmp_path)
+    check_block(LIFECYCLE, env, tmp_path)
 
 
 def test_the_readme_names_every_command_of_help() -> None:
