@@ -73,6 +73,34 @@ def live_meetings_table(app: RotationsApplication) -> tuple[Any, str]:
     return datastore, table
 
 
+def test_the_lifecycle_commands_leave_their_rows(app: RotationsApplication) -> None:
+    """Through the command handlers, the live view following the saves as the service's
+    does; a rebuild agrees."""
+    projector = RotationProjector(app, open_view(app))
+    projector.follow_saves_of(app)
+    ok(app, "CreateRotation", "emea", name="EMEA", members=["kari", "ola", "per"])
+    for meeting_id in ("m1", "m2", "m3", "m4"):
+        book(app, "emea", meeting_id)
+    ok(app, "CancelMeeting", "emea", meeting_id="m1", reason="customer")
+    ok(app, "RescheduleMeeting", "emea", meeting_id="m2", starts_at=START.isoformat())
+    ok(app, "ReassignMeeting", "emea", meeting_id="m3", host_id="per")
+    ok(app, "ReassignMeeting", "emea", meeting_id="m3")  # to the suggestion among the others
+    ok(app, "MarkNoShow", "emea", meeting_id="m4")
+
+    rows = by_id(projector.view.get_meetings(key_of("emea")))
+
+    assert {m: (r.status, r.reassignments, r.reschedules) for m, r in rows.items()} == {
+        "m1": ("cancelled", 0, 0),
+        "m2": ("booked", 0, 1),
+        "m3": ("booked", 2, 0),
+        "m4": ("no_show", 0, 0),
+    }
+    assert rows["m3"].host_id == facts_of(app, "emea", "m3")["host_id"] != "per"
+    assert rows["m2"].starts_at == START
+    rebuilt = replay.rebuild(app)
+    assert replay.compare(app, rebuilt.table_name).identical
+
+
 def by_id(rows: list[MeetingRow]) -> dict[str, MeetingRow]:
     return {row.meeting_id: row for row in rows}
 
