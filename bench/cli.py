@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import random
 import shutil
@@ -12,8 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -22,49 +20,32 @@ from eventsourcing.cryptography import AESCipher
 from rich.console import Console
 
 from bench.commands import baseline_rounds, command_rotation_ids, command_round, create_rotations
-from bench.config import FULL, QUICK, Sizes, with_overrides
+from bench.config import FULL, QUICK, with_overrides
 from bench.infra import (
     BenchStore,
     RawKafkaChild,
     ServiceRunner,
     StoreKind,
     cpu_seconds,
-    loadavg,
     machine,
     postgres_reachable,
     postgres_version,
     run_child,
     say,
 )
-from bench.latency import RawPingPong, Request, closed_loop, suggest_request
-from bench.results import GROUPS, WAITS_MS, Figure, figure, percentile, render, write_json
+from bench.latency import RawPingPong, Request, closed_loop, history_medians, suggest_request
+from bench.results import GROUPS, WAITS_MS, figure, percentile, render, write_json
+from bench.rounds_v2 import history_v2_rounds, history_v2_store, policy_figure, policy_in_session
+from bench.runs import WARMUP, Run, command_rate, session
 from bench.seed import Seeded, memory_rotation_id, seed_store
+from bench.v2 import SeededV2, seed_history_v2
 from service.client import RotationsClient
 from service.embedded_broker import start_broker
 from service.settings import Settings
 
-WARMUP = 10
 BENCH_VIEW = "bench_view"
-
-
-@dataclass
-class Run:
-    """One benchmark run: its broker, work directory, sizes and what it found so far."""
-
-    bootstrap: str
-    workdir: Path
-    sizes: Sizes
-    groups: list[str]
-    figures: list[Figure] = field(default_factory=list)
-    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def add(self, new: Figure) -> None:
-        new.loadavg = loadavg()
-        self.figures.append(new)
-        say(
-            f"[bold]{new.name}[/bold] ({new.store}): {new.value:,.2f} {new.spec.unit} vs "
-            f"{new.baseline:,.2f} → {new.ratio:.2f}x"
-        )
+V2_HISTORY = {"history_v2", "lifecycle"}
+"""The groups that need the long policy rotation (`bench.v2.seed_history_v2`)."""
 
 
 # -- figure 1: commands ------------------------------------------------------------------
@@ -125,19 +106,14 @@ async def history_figure(run: Run, kind: str, client: RotationsClient, seeded: S
     sizes = run.sizes
     request = suggest_request(client)
     assert seeded.history_rotation is not None and seeded.short_rotation is not None
-    longs: list[float] = []
-    shorts: list[float] = []
-    await closed_loop(request, [seeded.history_rotation, seeded.short_rotation], WARMUP, 1)
-    for r in range(sizes.rounds):
-        long_samples: list[float] = []
-        short_samples: list[float] = []
-        for i in range(sizes.history_samples):  # interleaved, alternating which goes first
-            pair = [(seeded.history_rotation, long_samples), (seeded.short_rotation, short_samples)]
-            for rotation, into in pair if i % 2 else reversed(pair):
-                into.extend(await closed_loop(request, [rotation], 1, 1))
-        longs.append(percentile(long_samples, 50))
-        shorts.append(percentile(short_samples, 50))
-        say(f"  round {r + 1}: p50 {longs[-1]:.1f} ms (long history), {shorts[-1]:.1f} ms (10)")
+    longs, shorts = await history_medians(
+        request,
+        seeded.history_rotation,
+        seeded.short_rotation,
+        sizes.rounds,
+        sizes.history_samples,
+        warmup=WARMUP,
+    )
     run.add(
         figure(
             "suggest_history_p50",
@@ -359,11 +335,26 @@ async def run_store(run: Run, kind: StoreKind) -> None:
         if "rebuild" in groups:
             say(f"[bold]rebuild[/bold] on {kind}")
             await rebuild_figures(run, kind, store, seeded)
-        if "commands" in groups and sizes.service_per_round:
+        shared = not sizes.service_per_round  # quick runs: one service for all it can do
+        seeded_v2 = None
+        if shared and groups & V2_HISTORY:  # after the rebuild: it reads what was there
+            seeded_v2 = await asyncio.to_thread(
+                seed_history_v2,
+                store.url,
+                tag,
+                sizes.history_v2_events,
+                sizes.history_v2_days,
+                directory=False,
+            )
+        if "commands" in groups and not shared:
             await commands_figure(run, kind)
+        if "policy" in groups and not shared:
+            await policy_figure(run, kind)
         loaded_rss: list[float] | None = None
-        if groups & {"suggest", "history", "memory"} or "commands" in groups:
-            loaded_rss = await queries_figures(run, kind, store, seeded)
+        if groups & {"suggest", "history", "memory", "commands"} or (
+            shared and groups & {"policy", *V2_HISTORY}
+        ):
+            loaded_rss = await queries_figures(run, kind, store, seeded, seeded_v2)
         if "commands" in groups:
             await encrypted_commands_figure(run, kind)
         if groups & {"memory", "tradeoff"}:
@@ -377,34 +368,10 @@ async def run_store(run: Run, kind: StoreKind) -> None:
             await small_store_services(
                 run, kind, loaded_rss if "memory" in groups else None, memory_note
             )
+        if groups & V2_HISTORY and not shared:
+            await history_v2_store(run, kind)
     finally:
         await asyncio.to_thread(store.destroy)
-
-
-@contextlib.asynccontextmanager
-async def session(
-    run: Run, kind: StoreKind, store: BenchStore, label: str, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[ServiceRunner, RotationsClient]]:
-    """The service on `store` with fresh topics and groups, started, ready and quiet; `env`:
-    more of the service's environment (ROTATIONS_CIPHER_KEY)."""
-    service = ServiceRunner(run.bootstrap, store.url, run.workdir, f"{kind[:2]}-{label}-")
-    service.env.update(env or {})
-    await service.start()
-    client = service.client()
-    await client.start()
-    try:
-        ready = await service.wait_ready(client, run.sizes.ready_timeout)
-        quiet = await service.wait_quiet(
-            run.sizes.ready_timeout, window=run.sizes.quiet_window, windows=run.sizes.quiet_windows
-        )
-        run.stores[kind].setdefault("service_starts", []).append(
-            {"label": label, "ready_seconds": round(ready, 1), "quiet_seconds": round(quiet, 1)}
-        )
-        say(f"service ready after {ready:.1f}s, quiet {quiet:.1f}s later")
-        yield service, client
-    finally:
-        await client.stop()
-        service.stop()
 
 
 async def commands_baseline(run: Run, store: BenchStore) -> list[float]:
@@ -538,38 +505,23 @@ async def encrypted_commands_figure(run: Run, kind: StoreKind) -> None:
     )
 
 
-async def command_rate(run: Run, service: ServiceRunner, ids: list[str], r: int) -> float:
-    client = service.client()
-    await client.start()
-    try:
-        cpu_before = service.cpu_seconds()
-        rate, outcome = await command_round(
-            client, ids, run.sizes.commands, run.sizes.window, f"{uuid.uuid4().hex[:6]}-{r}"
-        )
-        cpu = service.cpu_seconds() - cpu_before
-    finally:
-        await client.stop()
-    say(
-        f"  round {r + 1}: {outcome.accepted:,} accepted in {outcome.seconds:.2f}s, "
-        f"{cpu / outcome.accepted * 1e6:,.0f} µs of service CPU per command"
-    )
-    return rate
-
-
 async def queries_figures(
-    run: Run, kind: StoreKind, store: BenchStore, seeded: Seeded
+    run: Run, kind: StoreKind, store: BenchStore, seeded: Seeded, seeded_v2: SeededV2 | None
 ) -> list[float] | None:
     """The service on the seeded store: suggestions, history, memory (and in quick runs the
-    commands too, saving a service start)."""
+    commands, the policy rounds and the version-2 history too, saving service starts)."""
     groups = set(run.groups)
     with_commands = "commands" in groups and not run.sizes.service_per_round
     baseline = await commands_baseline(run, store) if with_commands else []
+    rates: list[float] = []
     async with session(run, kind, store, "queries") as (service, client):
         if with_commands:
             say(f"[bold]commands[/bold] on {kind}")
             rates = await commands_rates(run, service, client, range(run.sizes.rounds))
             transport = await transport_rates(run, service.settings)
             commands_result(run, kind, rates, baseline, transport)
+        if "policy" in groups and not run.sizes.service_per_round:
+            await policy_in_session(run, kind, service, client, rates if with_commands else None)
         if "suggest" in groups:
             say(f"[bold]suggest[/bold] on {kind}")
             ids = command_rotation_ids(uuid.uuid4().hex[:6], run.sizes.command_rotations)
@@ -578,6 +530,8 @@ async def queries_figures(
         if "history" in groups:
             say(f"[bold]history[/bold] on {kind}")
             await service.watch(history_figure(run, kind, client, seeded), 3600, "history")
+        if seeded_v2 is not None:
+            await history_v2_rounds(run, kind, service, client, store, seeded_v2)
         if "memory" in groups:
             say(f"[bold]memory[/bold] on {kind}")
             keys = [memory_rotation_id(seeded.run, i) for i in range(seeded.memory_rotations)]

@@ -1,4 +1,5 @@
-"""Figure 1: BookMeeting end to end, pipelined, against the library saving one event each."""
+"""Figure 1: BookMeeting end to end, pipelined, against the library saving one event each
+(and the same commands on rotations with a version-2 policy, `bench.rounds_v2`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
@@ -106,8 +107,16 @@ def command_rotation_ids(run: str, count: int) -> list[str]:
     return [f"cmd-{run}-{i}" for i in range(count)]
 
 
-async def create_rotations(client: RotationsClient, ids: Sequence[str], window: int) -> None:
-    commands = [
+async def create_rotations(
+    client: RotationsClient,
+    ids: Sequence[str],
+    window: int,
+    policy: dict[str, Any] | None = None,
+    weights: Sequence[int] = (),
+) -> None:
+    """CreateRotation with the 10 members (and `policy`, if any) for each id; then, with
+    `weights`, SetMemberOptions giving the i-th member the i-th weight."""
+    commands: list[dict[str, Any]] = [
         {
             "type": "CreateRotation",
             "command_id": uuid.uuid4().hex,
@@ -115,16 +124,38 @@ async def create_rotations(client: RotationsClient, ids: Sequence[str], window: 
             "actor": ACTOR,
             "name": f"Bench {rotation_id}",
             "members": MEMBERS,
+            **({"policy": policy} if policy is not None else {}),
         }
         for rotation_id in ids
     ]
     outcome = await pipelined(client, commands, window)
     if outcome.rejected:
         raise RuntimeError(f"creating the rotations was refused: {outcome.first_error}")
+    options = [
+        {
+            "type": "SetMemberOptions",
+            "command_id": uuid.uuid4().hex,
+            "rotation_id": rotation_id,
+            "actor": ACTOR,
+            "user_id": user_id,
+            "weight": weight,
+        }
+        for rotation_id in ids
+        for user_id, weight in zip(MEMBERS, weights, strict=False)
+    ]
+    outcome = await pipelined(client, options, window)
+    if outcome.rejected:
+        raise RuntimeError(f"setting the members' weights was refused: {outcome.first_error}")
 
 
-def bookings(ids: Sequence[str], count: int, tag: str) -> list[dict[str, Any]]:
-    """`count` BookMeeting commands without a host (auto-assign), round-robin over `ids`."""
+def bookings(
+    ids: Sequence[str],
+    count: int,
+    tag: str,
+    starts_at: Callable[[int], str] | None = None,
+) -> list[dict[str, Any]]:
+    """`count` BookMeeting commands without a host (auto-assign), round-robin over `ids`;
+    `starts_at(i)`: the i-th meeting's start (RFC 3339), if any."""
     return [
         {
             "type": "BookMeeting",
@@ -133,16 +164,22 @@ def bookings(ids: Sequence[str], count: int, tag: str) -> list[dict[str, Any]]:
             "actor": ACTOR,
             "meeting_id": f"{tag}-{i}",
             "record": {"type": "deal", "id": str(i)},
+            **({"starts_at": starts_at(i)} if starts_at is not None else {}),
         }
         for i in range(count)
     ]
 
 
 async def command_round(
-    client: RotationsClient, ids: Sequence[str], count: int, window: int, tag: str
+    client: RotationsClient,
+    ids: Sequence[str],
+    count: int,
+    window: int,
+    tag: str,
+    starts_at: Callable[[int], str] | None = None,
 ) -> tuple[float, Outcome]:
     """Accepted commands per second of one round."""
-    outcome = await pipelined(client, bookings(ids, count, tag), window)
+    outcome = await pipelined(client, bookings(ids, count, tag, starts_at), window)
     if outcome.rejected:
         raise RuntimeError(f"{outcome.rejected} bookings were refused: {outcome.first_error}")
     return outcome.accepted / outcome.seconds, outcome

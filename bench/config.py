@@ -22,6 +22,12 @@ class Sizes:
     history_events: int
     """Events of the long-history rotation (written directly into the store)."""
     history_samples: int
+    history_v2_events: int
+    """Events of the long-history rotation with a version-2 policy (written directly too)."""
+    history_v2_days: int
+    """Days of clock its bookings are spread over, ending now."""
+    lifecycle_samples: int
+    """Per round: meetings reassigned and cancelled of each age (booked long ago, just now)."""
     rebuild_events: int
     rss_small: int
     rss_large: int
@@ -52,6 +58,9 @@ FULL = Sizes(
     latency_samples_16=4_000,
     history_events=1_000_000,
     history_samples=500,
+    history_v2_events=1_000_000,
+    history_v2_days=365,
+    lifecycle_samples=100,
     rebuild_events=1_000_000,
     rss_small=100_000,
     rss_large=1_000_000,
@@ -77,6 +86,9 @@ QUICK = Sizes(
     latency_samples_16=160,
     history_events=1_500,
     history_samples=30,
+    history_v2_events=1_500,
+    history_v2_days=365,
+    lifecycle_samples=6,
     rebuild_events=5_000,
     rss_small=500,
     rss_large=5_000,

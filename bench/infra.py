@@ -100,6 +100,31 @@ class BenchStore:
                     )
                 )
 
+    def state_lengths(self, table: str, keys: list[str]) -> dict[str, int]:
+        """The length in bytes of each of these rows' `state` in a view table (read with
+        SQL alone: the bench does not depend on how the read model opens its tables)."""
+        if self.kind == "sqlite":
+            assert self.path is not None
+            with sqlite3.connect(self.path) as conn:
+                return {
+                    key: length
+                    for key in keys
+                    for (length,) in conn.execute(
+                        f"SELECT length(state) FROM {table} WHERE rotation_key = ?", (key,)
+                    )
+                }
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(postgres_base_url(), autocommit=True) as conn:
+            query = sql.SQL("SELECT octet_length(state) FROM {}.{} WHERE rotation_key = %s")
+            statement = query.format(sql.Identifier(self.schema or "public"), sql.Identifier(table))
+            return {
+                key: int(row[0])
+                for key in keys
+                for row in conn.execute(statement, (key,)).fetchall()
+            }
+
     def destroy(self) -> None:
         if self.kind == "sqlite":
             assert self.path is not None
@@ -151,6 +176,20 @@ def cpu_seconds(pid: int) -> float:
 def loadavg() -> float:
     """The machine's 1-minute load average (other work on it shows here)."""
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def test_runs() -> int:
+    """How many pytest processes run on the machine now (others' test suites share the
+    cores: a figure taken meanwhile says so in the JSON)."""
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:  # it ended meanwhile
+            continue
+        if any(w == b"pytest" or w.endswith(b"/pytest") for w in words):
+            count += 1
+    return count
 
 
 def machine() -> dict[str, Any]:

@@ -7,10 +7,13 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.infra import say
+from bench.results import percentile
 from service.client import RotationsClient
 from service.topics import ensure_topics
 
@@ -18,22 +21,62 @@ Request = Callable[[bytes, str], Awaitable[bytes]]
 
 
 async def closed_loop(
-    request: Request, keys: Sequence[str], samples: int, in_flight: int
+    request: Request,
+    keys: Sequence[str],
+    samples: int,
+    in_flight: int,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[float]:
-    """Round-trip times (ms) of `samples` requests, `in_flight` workers each waiting its own."""
+    """Round-trip times (ms) of `samples` requests, `in_flight` workers each waiting its own;
+    `extra`: more fields of each request (e.g. a meeting's `starts_at`)."""
     latencies: list[float] = []
     numbers = iter(range(samples))
 
     async def worker() -> None:
         for i in numbers:  # shared by the workers: each number is taken once
             key = keys[i % len(keys)]
-            body = json.dumps({"rotation_id": key}).encode()
+            body = json.dumps({"rotation_id": key, **(extra or {})}).encode()
             started = time.perf_counter()
             await request(body, key)
             latencies.append((time.perf_counter() - started) * 1000)
 
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     return latencies
+
+
+async def interleaved(
+    request: Request, first: str, second: str, samples: int, extra: Mapping[str, Any] | None = None
+) -> tuple[list[float], list[float]]:
+    """Round-trip times (ms) of `samples` requests about each of two keys, one at a time,
+    alternating which of the two goes first."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(samples):
+        pair = [(first, times[0]), (second, times[1])]
+        for key, into in pair if i % 2 else reversed(pair):
+            into.extend(await closed_loop(request, [key], 1, 1, extra))
+    return times
+
+
+async def history_medians(
+    request: Request,
+    long: str,
+    short: str,
+    rounds: int,
+    samples: int,
+    extra: Mapping[str, Any] | None = None,
+    warmup: int = 10,
+) -> tuple[list[float], list[float]]:
+    """Per round, the p50 (ms) of `samples` interleaved requests about a long-history
+    rotation and about a short one (after a warm-up of both)."""
+    await closed_loop(request, [long, short], warmup, 1, extra)
+    longs: list[float] = []
+    shorts: list[float] = []
+    for r in range(rounds):
+        long_samples, short_samples = await interleaved(request, long, short, samples, extra)
+        longs.append(percentile(long_samples, 50))
+        shorts.append(percentile(short_samples, 50))
+        say(f"  round {r + 1}: p50 {longs[-1]:.1f} ms (long history), {shorts[-1]:.1f} ms (10)")
+    return longs, shorts
 
 
 def suggest_request(client: RotationsClient, timeout: float = 60.0) -> Request:

@@ -139,6 +139,53 @@ SPECS: dict[str, Spec] = {
             Target("value_below", 1024),
         ),
         *_tradeoff_specs(),
+        Spec(
+            "commands_policy_per_s",
+            "BookMeeting end to end, version-2 policy",
+            "cmd/s",
+            "the same rounds on version-1 rotations, interleaved in this run",
+            Target("ratio_at_least", 0.8),
+        ),
+        Spec(
+            "suggest_history_v2_p50",
+            "suggestion p50, long history, version-2 policy",
+            "ms",
+            "suggestion p50, policy rotation with 10 events",
+            Target("ratio_at_most", 1.2),
+        ),
+        Spec(
+            "history_v2_state_growth",
+            "aggregate size, whole history vs its first quarter",
+            "bytes",
+            "the same aggregate after a quarter of its bookings",
+            Target("ratio_at_most", 1.2),
+        ),
+        Spec(
+            "history_v2_state_bytes",
+            "aggregate size (snapshot state), long history",
+            "bytes",
+            "aggregate size, policy rotation with 10 events",
+        ),
+        Spec(
+            "history_v2_view_row_bytes",
+            "read-model row size, long history",
+            "bytes",
+            "read-model row size, policy rotation with 10 events",
+        ),
+        Spec(
+            "reassign_history_p50",
+            "ReassignMeeting p50, meeting booked a history ago",
+            "ms",
+            "ReassignMeeting p50, meeting booked a moment ago (same rotation)",
+            Target("ratio_at_most", 1.2),
+        ),
+        Spec(
+            "cancel_history_p50",
+            "CancelMeeting p50, meeting booked a history ago",
+            "ms",
+            "CancelMeeting p50, meeting booked a moment ago (same rotation)",
+            Target("ratio_at_most", 1.2),
+        ),
     ]
 }
 
@@ -149,6 +196,14 @@ GROUPS: dict[str, list[str]] = {
     "rebuild": ["rebuild_events_per_s", "rebuild_peak_rss"],
     "memory": ["service_rss"],
     "tradeoff": [s.name for s in _tradeoff_specs()],
+    "policy": ["commands_policy_per_s"],
+    "history_v2": [
+        "suggest_history_v2_p50",
+        "history_v2_state_growth",
+        "history_v2_state_bytes",
+        "history_v2_view_row_bytes",
+    ],
+    "lifecycle": ["reassign_history_p50", "cancel_history_p50"],
 }
 
 
@@ -169,6 +224,7 @@ class Figure:
     baseline_rounds: list[float] = field(default_factory=list)
     note: str = ""
     loadavg: float | None = None
+    test_runs: int | None = None
 
     @property
     def spec(self) -> Spec:
@@ -202,6 +258,7 @@ class Figure:
             "baseline_rounds": self.baseline_rounds,
             "note": self.note,
             "loadavg_1min": self.loadavg,
+            "pytest_processes": self.test_runs,
         }
 
 
@@ -238,8 +295,8 @@ def percentile(samples: Sequence[float], q: float) -> float:
 def fmt(value: float, unit: str) -> str:
     if unit in ("cmd/s", "events/s"):
         return f"{value:,.0f} {unit}"
-    if unit == "MB":
-        return f"{value:,.0f} MB"
+    if unit in ("MB", "bytes"):
+        return f"{value:,.0f} {unit}"
     if unit == "ms":
         return f"{value:,.1f} ms"
     return f"{value:,.2f} {unit}"
