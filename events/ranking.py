@@ -3,7 +3,8 @@
 Auto-assign, suggestions, reassignment, point-in-time answers, the audit and the report all
 rank through `rank`. Shares are compared exactly (`Fraction`), never as floats. With every
 weight at its default and no credits, holds, caps or priorities, the order is version 1's:
-fewest meetings, then oldest last assignment, then join order, then user id.
+fewest meetings, then oldest last assignment, then earliest joined, then user id (members
+who joined at the same instant, say with their team, tie on user id).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Suggestion:
     candidates: tuple[Standing, ...]
 
 
-OrderKey = tuple[int, int, bool, datetime | None, int, str]
+OrderKey = tuple[int, int, bool, datetime | None, datetime, str]
 
 
 def _order_keys(standings: list[Standing]) -> dict[str, OrderKey]:
@@ -89,7 +90,7 @@ def _order_keys(standings: list[Standing]) -> dict[str, OrderKey]:
             -s.priority,
             s.last_assigned_at is not None,
             s.last_assigned_at,
-            s.join_seq,
+            s.joined_at,
             s.user_id,
         )
         for s in standings

@@ -56,12 +56,14 @@ Choices where the contract leaves room (compare them with production's):
    (cancelled ones too) is `duplicate_meeting`. Cancel, reschedule, reassign and no-show of a
    meeting this rotation never booked are `unknown_meeting`, of a cancelled meeting
    `meeting_cancelled`. MarkNoShow twice is accepted. A reassigned no-show stays a no-show.
-   Not modelled (left out of the generated histories): reassigning to the current host, both
-   `host_id` and `preferred_host_id` on one booking, teams, holds, the directory.
+   Reassigning to the current host by name is accepted and counts as a new assignment (its
+   last assignment moves). A booking with both `host_id` and `preferred_host_id`: the name
+   decides. Not modelled: teams, holds, the directory.
 10. Fairness (suggestion reply v2), over the available members (excluded and capped ones
    included): `meetings` = total of meetings + credits, `spread` = max - min (None with fewer
    than two), `deviation` = sum |v - total * weight / sum of weights| / total (0 when the total
-   is 0; taken literally also when a negative credit makes the total negative).
+   is 0; taken literally also when a negative credit makes the total negative, where
+   production divides by |total|).
 """
 
 from __future__ import annotations
@@ -359,7 +361,9 @@ class RotationV2:
             return Fairness(total, spread, Fraction(0))
         pairs = zip(loads, present, strict=True)
         gaps = [abs(load - Fraction(total * m.weight, weights)) for load, m in pairs]
-        return Fairness(total, spread, sum(gaps, Fraction(0)) / total)
+        # Divided by the total's magnitude: the contract's "by the total" would make a
+        # negative total (credits taken back) give a negative deviation (docs/decisions.md).
+        return Fairness(total, spread, sum(gaps, Fraction(0)) / abs(total))
 
     def level(self, member: Member, at: datetime) -> int:
         """Credit `member` up to the least-loaded other available member; the credit given."""
