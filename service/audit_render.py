@@ -264,7 +264,8 @@ def print_meeting_life(console: Console, life: MeetingLife) -> None:
     """Each event of the meeting in order; a decision with its explanation; the verdict."""
     console.print(
         f"[bold]meeting {escape(life.meeting_id)}[/bold] in rotation "
-        f"{escape(life.rotation_id)}: {len(life.entries)} events, now "
+        f"{escape(life.rotation_id)}: {len(life.entries)} "
+        f"{'event' if len(life.entries) == 1 else 'events'}, now "
         f"[bold]{escape(life.status.replace('_', '-'))}[/bold], host "
         f"[bold]{escape(life.host_id)}[/bold]"
     )

@@ -512,25 +512,27 @@ def audit(
 @cli.command()
 def explain(
     rotation_id: Annotated[str, typer.Argument(help="rotation id")],
-    meeting_id: Annotated[str, typer.Argument(help="meeting id of the booking")],
+    meeting_id: Annotated[str, typer.Argument(help="meeting id")],
 ) -> None:
-    """A booking's stored decision record, re-derived from the events before it.
+    """A meeting's whole life: booked, rescheduled, reassigned, cancelled or no-show, each
+    decision (the booking, each reassignment) with its stored record re-derived from the
+    events before it.
 
     A stored record that the events do not re-derive is printed in red and exits with 1.
     """
     from events.errors import RotationError
-    from projections.audit import MeetingNotFound, explain_booking
+    from projections.audit import MeetingNotFound, explain_meeting
     from service.audit_render import print_explanation
 
     app = _open_store()
     try:
-        explanation = explain_booking(app, rotation_id, meeting_id)
+        life = explain_meeting(app, rotation_id, meeting_id)
     except (RotationError, MeetingNotFound) as error:
         fail(str(error))
     finally:
         app.close()
-    print_explanation(console, explanation)
-    if explanation.matches is False:
+    print_explanation(console, life)
+    if life.matches is False:
         raise typer.Exit(1)
 
 
