@@ -57,3 +57,15 @@ class UnknownMeeting(RotationError):
 
 class MeetingCancelled(RotationError):
     code = "meeting_cancelled"
+
+
+class HoldExists(RotationError):
+    code = "hold_exists"
+
+
+class UnknownHold(RotationError):
+    code = "unknown_hold"
+
+
+class HoldExpired(RotationError):
+    code = "hold_expired"

@@ -11,8 +11,8 @@ meeting counted from where it was counted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypedDict, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -22,10 +22,12 @@ from eventsourcing.domain import Aggregate, event
 from events import tally
 from events.errors import (
     AlreadyMember,
+    HoldExpired,
     IneligibleMember,
     MeetingCancelled,
     NoAvailableMember,
     RotationDeleted,
+    UnknownHold,
     UnknownMember,
 )
 from events.policy import (
@@ -45,6 +47,7 @@ from events.policy import (
 from events.ranking import (
     DEFAULT_PRIORITY,
     DEFAULT_WEIGHT,
+    HELD,
     Standing,
     Suggestion,
     level_credit,
@@ -108,13 +111,26 @@ class Meeting(TypedDict):
     cancelled: bool
 
 
+class Hold(TypedDict):
+    """An active hold: one more meeting of its member until it expires, is booked or is
+    released (the rotation keeps only these; the claim row keeps the hold id taken)."""
+
+    hold_id: str
+    host_id: str
+    expires_at: datetime
+    version: int  # the HostHeld event (a member who left and came back since holds nothing)
+
+
 @dataclass(frozen=True)
 class Context:
-    """What places a decision: the policy, the reference time, the window (slots)."""
+    """What places a decision: the policy, the reference time, the window (slots), the
+    moment of the decision (holds expire against it) and a hold being booked (not counted)."""
 
     policy: Policy
     reference: datetime
     window: tuple[int, int] | None  # None: every meeting since the last reset
+    at: datetime | None = None
+    booking_hold: str | None = None
     periods: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False)
 
     def period(self, per: str) -> tuple[int, int]:
@@ -231,7 +247,7 @@ class Rotation(Aggregate):
     # v2: members carry options, credits and tallies; the rotation its policy. Snapshots
     # taken before (v1) read with default options and empty tallies: windows and caps
     # count from the upgrade on (rebuild the read model and drop snapshots to recount).
-    class_version = 2
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -247,6 +263,11 @@ class Rotation(Aggregate):
             record.setdefault("credits", 0)
             for name in TALLIES:
                 record.setdefault(name, tally.EMPTY)
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """v3: active holds (none before holds existed)."""
+        state.setdefault("holds", {})
 
     @staticmethod
     def create_id(rotation_id: str, **_: Any) -> UUID:
@@ -330,7 +351,8 @@ class Rotation(Aggregate):
         available: bool
 
     class MeetingBooked(Aggregate.Event):
-        """v4: the decision record says what decided it under version 2 of the rule: the
+        """v5: hold_id, the hold it booked (None: none).
+        v4: the decision record says what decided it under version 2 of the rule: the
         policy, the reference time and window, the preferred host, and each candidate's
         weight, priority, credits, holds, cap and whether it was capped.
 
@@ -341,7 +363,7 @@ class Rotation(Aggregate):
         as v1 too; the upcasts only fill in what is missing.
         """
 
-        class_version = 4
+        class_version = 5
         meeting_id: str
         host_id: str
         suggested_host_id: str | None
@@ -355,6 +377,7 @@ class Rotation(Aggregate):
         reference_at: datetime
         window: dict[str, datetime] | None
         preferred_host_id: str | None
+        hold_id: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -375,6 +398,10 @@ class Rotation(Aggregate):
                 candidate.setdefault("why", None)
 
         upcast_v3_v4 = staticmethod(_upcast_decision_v3_v4)
+
+        @staticmethod
+        def upcast_v4_v5(state: dict[str, Any]) -> None:
+            state.setdefault("hold_id", None)
 
         def facts(self) -> Meeting:
             return Meeting(
@@ -452,6 +479,37 @@ class Rotation(Aggregate):
         def facts(self) -> Meeting:
             return _with(self.meeting, no_show=True)
 
+    class HostHeld(Aggregate.Event):
+        """v1: hold_id, host_id, seconds, expires_at, what was asked (exclude, starts_at,
+        preferred host), a decision record as an auto-assigned booking's (suggested host,
+        reason, candidates, policy, reference time, window), actor, at."""
+
+        class_version = 1
+        hold_id: str
+        host_id: str
+        seconds: int
+        expires_at: datetime
+        exclude: list[str]
+        starts_at: datetime | None
+        suggested_host_id: str | None
+        reason: str
+        candidates: list[dict[str, Any]]
+        policy: dict[str, Any]
+        reference_at: datetime
+        window: dict[str, datetime] | None
+        preferred_host_id: str | None
+        actor: str | None
+        at: datetime
+
+    class HoldReleased(Aggregate.Event):
+        """v1: hold_id, host_id, actor, at."""
+
+        class_version = 1
+        hold_id: str
+        host_id: str
+        actor: str | None
+        at: datetime
+
     class TeamAdded(Aggregate.Event):
         """v1: team_id, members (the team's members then), at."""
 
@@ -502,6 +560,7 @@ class Rotation(Aggregate):
         self.last_reset_at: datetime | None = None
         self.reset_version = 0  # the event of the last reset (meetings after it count)
         self.pruned_below = slot_of(at) - HORIZON_SLOTS
+        self.holds: dict[str, Hold] = {}  # active ones only; values are never changed in place
         for user_id in members:
             self._join(user_id, at, self.version)
 
@@ -519,6 +578,7 @@ class Rotation(Aggregate):
         clone.member_sources = {k: list(v) for k, v in self.member_sources.items()}
         clone.teams = {k: list(v) for k, v in self.teams.items()}
         clone.policy = dict(self.policy)
+        clone.holds = dict(self.holds)
         clone.__dict__["_pending_events"] = list(self.__dict__["_pending_events"])
         return clone
 
@@ -533,7 +593,7 @@ class Rotation(Aggregate):
             if policy.window == SINCE_RESET
             else period_slots(policy.window, reference, policy.time_zone)
         )
-        return Context(policy, reference, window)
+        return Context(policy, reference, window, at)
 
     def standings(
         self,
@@ -546,9 +606,41 @@ class Rotation(Aggregate):
         `starts_at`); `ineligible` maps user ids to why they cannot host."""
         why = ineligible or {}
         ctx = context or self.context(at or self.modified_on, starts_at)
-        return [self._standing(r, ctx, why.get(r["user_id"])) for r in self.members.values()]
+        held = self._held(ctx)
+        return [
+            self._standing(r, ctx, why.get(r["user_id"]), held.get(r["user_id"], 0))
+            for r in self.members.values()
+        ]
 
-    def _standing(self, record: MemberRecord, ctx: Context, why: str | None) -> Standing:
+    def _held(self, ctx: Context) -> dict[str, int]:
+        """Active holds per member at the decision: not expired at its moment, not the hold
+        it books, and taken by the member's current record."""
+        held: dict[str, int] = {}
+        for hold in self.holds.values():
+            record = self.members.get(hold["host_id"])
+            if (
+                record is None
+                or hold["version"] < record["joined_version"]
+                or hold["hold_id"] == ctx.booking_hold
+                or (ctx.at is not None and hold["expires_at"] <= ctx.at)
+            ):
+                continue
+            held[hold["host_id"]] = held.get(hold["host_id"], 0) + 1
+        return held
+
+    def active_hold(self, hold_id: str, at: datetime) -> Hold:
+        """The hold, active at `at`; `unknown_hold` if the rotation has none by that id
+        (never held, booked, released, or folded away after expiring), `hold_expired`."""
+        hold = self.holds.get(hold_id)
+        if hold is None:
+            raise UnknownHold(f"no active hold {hold_id!r} in {self.rotation_id!r}")
+        if hold["expires_at"] <= at:
+            raise HoldExpired(f"hold {hold_id!r} expired at {hold['expires_at'].isoformat()}")
+        return hold
+
+    def _standing(
+        self, record: MemberRecord, ctx: Context, why: str | None, held: int = 0
+    ) -> Standing:
         policy = ctx.policy
         by_start = policy.count_by == STARTS_AT
         if ctx.window is None:
@@ -566,7 +658,7 @@ class Rotation(Aggregate):
         if cap is not None:
             lo, hi = ctx.period(cap["per"])
             used = tally.total(record["cap_started" if by_start else "cap_booked"], lo, hi)
-            capped = used >= cap["meetings"]
+            capped = used + held >= cap["meetings"]
         return Standing(
             user_id=record["user_id"],
             meetings=meetings,
@@ -579,6 +671,7 @@ class Rotation(Aggregate):
             weight=record["weight"],
             priority=record["priority"],
             credits=credits,
+            held=held,
             cap=cap,
             capped=capped,
         )
@@ -590,10 +683,14 @@ class Rotation(Aggregate):
         ineligible: Mapping[str, str] | None = None,
         starts_at: datetime | None = None,
         preferred_host_id: str | None = None,
+        booking_hold: str | None = None,
     ) -> Suggestion:
-        """The rule's choice at `at` (by default the time of the rotation's last event)."""
-        moment = at or self.modified_on
-        return rank(self.standings(moment, ineligible, starts_at), exclude, preferred_host_id)
+        """The rule's choice at `at` (by default the time of the rotation's last event);
+        `booking_hold`: the hold a booking ends, which does not count in its decision."""
+        context = replace(
+            self.context(at or self.modified_on, starts_at), booking_hold=booking_hold
+        )
+        return rank(self.standings(None, ineligible, context=context), exclude, preferred_host_id)
 
     @property
     def levels_joins(self) -> bool:
@@ -717,27 +814,74 @@ class Rotation(Aggregate):
         at: datetime,
         ineligible: Mapping[str, str] | None = None,
         preferred_host_id: str | None = None,
+        hold_id: str | None = None,
     ) -> str:
         """Book a meeting; without a host the current suggestion hosts. Returns the host.
 
         An explicit host may be unavailable or capped (an override) but never ineligible.
+        With a hold: its member hosts (reason `held`, not an override), or, named, another
+        (an override); either way the hold ends.
         """
         self.require_live()
+        held_host = self.active_hold(hold_id, at)["host_id"] if hold_id is not None else None
         host_id, suggestion, context = self._decide(
-            host_id, at, starts_at, ineligible, (), preferred_host_id
+            host_id or held_host, at, starts_at, ineligible, (), preferred_host_id, hold_id
         )
-        is_override = host_id != suggestion.host_id
+        if held_host is not None:
+            is_override = host_id != held_host
+            reason = OVERRIDE if is_override else HELD
+        else:
+            is_override = host_id != suggestion.host_id
+            reason = OVERRIDE if is_override else suggestion.reason
         self._meeting_booked(
             meeting_id=meeting_id,
             host_id=host_id,
             override=is_override,
-            reason=OVERRIDE if is_override else suggestion.reason,
+            reason=reason,
             record=dict(record),
             starts_at=starts_at,
+            at=at,
+            hold_id=hold_id,
+            **_decision_fields(suggestion, context, preferred_host_id),
+        )
+        return host_id
+
+    def hold_host(
+        self,
+        hold_id: str,
+        seconds: int,
+        at: datetime,
+        exclude: list[str] | tuple[str, ...] = (),
+        starts_at: datetime | None = None,
+        ineligible: Mapping[str, str] | None = None,
+        preferred_host_id: str | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Decide as an auto-assigned booking would, and hold that member for `seconds`."""
+        self.require_live()
+        host_id, suggestion, context = self._decide(
+            None, at, starts_at, ineligible, tuple(exclude), preferred_host_id
+        )
+        self._host_held(
+            hold_id=hold_id,
+            host_id=host_id,
+            seconds=seconds,
+            expires_at=at + timedelta(seconds=seconds),
+            exclude=list(exclude),
+            starts_at=starts_at,
+            reason=suggestion.reason,
+            actor=actor,
             at=at,
             **_decision_fields(suggestion, context, preferred_host_id),
         )
         return host_id
+
+    def release_hold(self, hold_id: str, actor: str | None, at: datetime) -> str:
+        """End an active hold; returns its member."""
+        self.require_live()
+        hold = self.active_hold(hold_id, at)
+        self._hold_released(hold_id=hold_id, host_id=hold["host_id"], actor=actor, at=at)
+        return hold["host_id"]
 
     def cancel_meeting(
         self, meeting: Meeting, reason: str | None, actor: str | None, at: datetime
@@ -886,8 +1030,12 @@ class Rotation(Aggregate):
         reference_at: datetime,
         window: dict[str, datetime] | None,
         preferred_host_id: str | None,
+        hold_id: str | None = None,
     ) -> None:
         version = self.version + 1
+        if hold_id is not None:
+            self.holds.pop(hold_id, None)
+        self._expire_holds(at)
         member = self.members[host_id]
         member["last_assigned_at"] = at
         self._count(
@@ -958,6 +1106,44 @@ class Rotation(Aggregate):
     ) -> None:
         self._count_no_show(meeting)
 
+    @event(HostHeld)
+    def _host_held(
+        self,
+        hold_id: str,
+        host_id: str,
+        seconds: int,
+        expires_at: datetime,
+        exclude: list[str],
+        starts_at: datetime | None,
+        suggested_host_id: str | None,
+        reason: str,
+        candidates: list[dict[str, Any]],
+        policy: dict[str, Any],
+        reference_at: datetime,
+        window: dict[str, datetime] | None,
+        preferred_host_id: str | None,
+        actor: str | None,
+        at: datetime,
+    ) -> None:
+        self._expire_holds(at)
+        self.holds = {
+            **self.holds,
+            hold_id: Hold(
+                hold_id=hold_id, host_id=host_id, expires_at=expires_at, version=self.version + 1
+            ),
+        }
+
+    @event(HoldReleased)
+    def _hold_released(self, hold_id: str, host_id: str, actor: str | None, at: datetime) -> None:
+        self.holds = {k: v for k, v in self.holds.items() if k != hold_id}
+        self._expire_holds(at)
+
+    def _expire_holds(self, at: datetime) -> None:
+        """Forget holds expired by `at` (an event's time): state stays as small as the holds
+        active at once. Decisions ignore expired holds before then (`_held`)."""
+        if any(h["expires_at"] <= at for h in self.holds.values()):
+            self.holds = {k: h for k, h in self.holds.items() if h["expires_at"] > at}
+
     @event(Deleted)
     def _deleted(self) -> None:
         self.deleted = True
@@ -972,9 +1158,10 @@ class Rotation(Aggregate):
         ineligible: Mapping[str, str] | None,
         exclude: tuple[str, ...],
         preferred_host_id: str | None,
+        booking_hold: str | None = None,
     ) -> tuple[str, Suggestion, Context]:
         """Who hosts: the one named (checked), or the rule's choice."""
-        context = self.context(at, starts_at)
+        context = replace(self.context(at, starts_at), booking_hold=booking_hold)
         standings = self.standings(at, ineligible, starts_at, context)
         suggestion = rank(standings, exclude, preferred_host_id)
         if host_id is None:

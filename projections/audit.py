@@ -30,7 +30,7 @@ from events.directory import DirectoryUser, ineligibility, user_uuid
 from events.errors import UnknownRotation
 from events.fold import Step, fold, fold_steps
 from events.policy import DEFAULT_POLICY, Policy, complete
-from events.ranking import Standing
+from events.ranking import HELD, Standing
 from events.rotation import (
     LEVEL_JOIN,
     LEVEL_RETURN,
@@ -106,6 +106,8 @@ class AuditEntry:
     previous_host_id: str | None = None  # reassignments: the host it moved away from
     starts_at: datetime | None = None  # bookings and reschedules: the (new) start
     previous_starts_at: datetime | None = None  # reschedules: the start before
+    hold_id: str | None = None  # holds, and bookings of a hold
+    expires_at: datetime | None = None  # holds: when it stops counting
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = to_jsonable_python(self)
@@ -440,6 +442,8 @@ def _how(event: Decided) -> str:
         return "no decision record (booked before records were kept)"
     if event.override:
         return f"override of suggested {event.suggested_host_id or 'nobody'}"
+    if event.reason == HELD:
+        return f"the held member (the rule now suggests {event.suggested_host_id or 'nobody'})"
     return f"as suggested ({event.reason})"
 
 
@@ -457,9 +461,12 @@ def _decision_fields(event: Decided) -> Fields:
 def _booked(event: Rotation.MeetingBooked, _: _Seen) -> Fields:
     preferred = event.preferred_host_id
     asked = f" (preferred {preferred})" if preferred and preferred != event.host_id else ""
+    if event.hold_id is not None:
+        asked += f" (hold {event.hold_id})"
     return {
         "summary": f"meeting {event.meeting_id} hosted by {event.host_id}: {_how(event)}{asked}",
         "starts_at": event.starts_at,
+        "hold_id": event.hold_id,
         **_decision_fields(event),
     }
 
@@ -525,6 +532,34 @@ def _no_show(event: Rotation.MeetingMarkedNoShow, seen: _Seen) -> Fields:
     }
 
 
+def _held(event: Rotation.HostHeld, _: _Seen) -> Fields:
+    preferred = event.preferred_host_id
+    asked = f" (preferred {preferred})" if preferred and preferred != event.host_id else ""
+    return {
+        "summary": (
+            f"hold {event.hold_id} of {event.host_id}{_by(event.actor)} until "
+            f"{event.expires_at.isoformat()}: as suggested ({event.reason}){asked}"
+        ),
+        "host_id": event.host_id,
+        "suggested_host_id": event.suggested_host_id,
+        "override": False,
+        "reason": event.reason,
+        "actor": event.actor,
+        "starts_at": event.starts_at,
+        "hold_id": event.hold_id,
+        "expires_at": event.expires_at,
+    }
+
+
+def _hold_released(event: Rotation.HoldReleased, _: _Seen) -> Fields:
+    return {
+        "summary": f"hold {event.hold_id} of {event.host_id} released{_by(event.actor)}",
+        "hold_id": event.hold_id,
+        "host_id": event.host_id,
+        "actor": event.actor,
+    }
+
+
 def _team(verb: str) -> Callable[[Any, _Seen], Fields]:
     def render(event: _TeamEvent, seen: _Seen) -> Fields:
         return {
@@ -553,6 +588,8 @@ _RENDERERS: dict[type[Any], Callable[[Any, _Seen], Fields]] = {
     Rotation.MeetingRescheduled: _rescheduled,
     Rotation.MeetingReassigned: _reassigned,
     Rotation.MeetingMarkedNoShow: _no_show,
+    Rotation.HostHeld: _held,
+    Rotation.HoldReleased: _hold_released,
     Rotation.TeamAdded: _team("added"),
     Rotation.TeamRemoved: _team("removed"),
     Rotation.TeamMembersChanged: _team("changed"),
@@ -684,19 +721,23 @@ def _explain(
     else:
         kind, starts_at, record, exclude = BOOKED, event.starts_at, event.record, ()
         previous = actor = None
+    hold_id = event.hold_id if isinstance(event, Rotation.MeetingBooked) else None
     suggestion = before.suggest(
         event.at,
         exclude=exclude,
         ineligible=ineligible,
         starts_at=starts_at,
         preferred_host_id=event.preferred_host_id,
+        booking_hold=hold_id,
     )
     context = before.context(event.at, starts_at)
-    override = event.host_id != suggestion.host_id
+    held = before.holds.get(hold_id) if hold_id is not None else None
+    chosen = held["host_id"] if held is not None else suggestion.host_id
+    override = event.host_id != chosen
     derived = Decision(
         suggested_host_id=suggestion.host_id,
         override=override,
-        reason=OVERRIDE if override else suggestion.reason,
+        reason=OVERRIDE if override else HELD if held is not None else suggestion.reason,
         candidates=tuple(standing_to_dict(s) for s in suggestion.candidates),
         policy=asdict(context.policy),
         reference_at=context.reference,

@@ -394,6 +394,7 @@ class RotationsApplication(Application[UUID]):
             version=rotation.version if rotation is not None else None,
             events=[c.EventRef(type=type(e).__name__) for e in new_events],
             host_id=host_id,
+            **_hold_fields(new_events),
         )
         work.receipts.append(Receipt(command.command_id, _dump(reply, command.actor)))
         return _Decision(
@@ -565,6 +566,14 @@ def _rejected(command: c.CommandBase, error: RotationError) -> c.CommandReply:
         rotation_id=command.rotation_id,
         error=c.ErrorBody(code=error.code, message=str(error)),
     )
+
+
+def _hold_fields(new_events: Sequence[Rotation.Event]) -> dict[str, Any]:
+    """A hold taken: its id and expiry go in the reply."""
+    for e in new_events:
+        if isinstance(e, Rotation.HostHeld):
+            return {"hold_id": e.hold_id, "expires_at": e.expires_at}
+    return {}
 
 
 def _dump(reply: c.CommandReply, actor: str | None = None) -> bytes:

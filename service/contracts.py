@@ -27,6 +27,12 @@ from pydantic import (
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+# No control characters: a hold's key in the claims index starts with one (service/ledger.py).
+MeetingId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+HoldSeconds = Annotated[int, Strict(), Field(ge=1, le=3600)]
+DEFAULT_HOLD_SECONDS = 120
 
 DEFAULT_WEIGHT = 100
 DEFAULT_PRIORITY = 2
@@ -230,11 +236,28 @@ class MeetingRecord(WireModel):
 
 class BookMeeting(CommandBase):
     type: Literal["BookMeeting"]
-    meeting_id: Identifier
+    meeting_id: MeetingId
     host_id: Identifier | None = None
     record: MeetingRecord
     starts_at: AwareDatetime | None = None
     preferred_host_id: Identifier | None = None
+    hold_id: MeetingId | None = None
+
+
+class HoldHost(CommandBase):
+    """Decide as an auto-assigned booking would and hold that member for `seconds`."""
+
+    type: Literal["HoldHost"]
+    hold_id: MeetingId
+    seconds: HoldSeconds = DEFAULT_HOLD_SECONDS
+    exclude: list[Identifier] = Field(default_factory=list, max_length=10_000)
+    starts_at: AwareDatetime | None = None
+    preferred_host_id: Identifier | None = None
+
+
+class ReleaseHold(CommandBase):
+    type: Literal["ReleaseHold"]
+    hold_id: MeetingId
 
 
 class DeleteRotation(CommandBase):
@@ -243,13 +266,13 @@ class DeleteRotation(CommandBase):
 
 class CancelMeeting(CommandBase):
     type: Literal["CancelMeeting"]
-    meeting_id: Identifier
+    meeting_id: MeetingId
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
 class RescheduleMeeting(CommandBase):
     type: Literal["RescheduleMeeting"]
-    meeting_id: Identifier
+    meeting_id: MeetingId
     starts_at: AwareDatetime
 
 
@@ -257,13 +280,13 @@ class ReassignMeeting(CommandBase):
     """No `host_id`: the current suggestion among the others (the current host excluded)."""
 
     type: Literal["ReassignMeeting"]
-    meeting_id: Identifier
+    meeting_id: MeetingId
     host_id: Identifier | None = None
 
 
 class MarkNoShow(CommandBase):
     type: Literal["MarkNoShow"]
-    meeting_id: Identifier
+    meeting_id: MeetingId
 
 
 Command = Annotated[
@@ -282,7 +305,9 @@ Command = Annotated[
     | CancelMeeting
     | RescheduleMeeting
     | ReassignMeeting
-    | MarkNoShow,
+    | MarkNoShow
+    | HoldHost
+    | ReleaseHold,
     Field(discriminator="type"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -338,6 +363,8 @@ class CommandReply(BaseModel):
     version: int | None = None
     events: list[EventRef] = Field(default_factory=list)
     host_id: str | None = None
+    hold_id: str | None = None  # HoldHost: the hold taken, and when it expires
+    expires_at: datetime | None = None
     error: ErrorBody | None = None
 
 

@@ -11,10 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from events.errors import IneligibleMember, UnknownMeeting, UnknownMember
+from events.errors import (
+    DuplicateMeeting,
+    HoldExists,
+    HoldExpired,
+    IneligibleMember,
+    UnknownHold,
+    UnknownMeeting,
+    UnknownMember,
+)
 from events.permissions import require_manager, require_scheduler_for
 from events.rotation import Meeting, Rotation
 from service import contracts as c
+from service.ledger import hold_key
 from service.unit_of_work import CommandScope
 
 C = TypeVar("C", bound=c.CommandBase)
@@ -167,6 +176,8 @@ def book_meeting(scope: CommandScope, command: c.BookMeeting) -> str:
     rotation = scope.rotation(command.rotation_id)
     if not rotation.deleted:  # a deleted rotation answers rotation_deleted first
         scope.require_new_meeting(command.rotation_id, command.meeting_id)
+    if command.hold_id is not None:
+        _require_active_hold(scope, rotation, command.hold_id)
     host = rotation.book_meeting(
         meeting_id=command.meeting_id,
         host_id=command.host_id,
@@ -175,8 +186,60 @@ def book_meeting(scope: CommandScope, command: c.BookMeeting) -> str:
         at=scope.now,
         ineligible=scope.store.ineligible_users(list(rotation.members)),
         preferred_host_id=command.preferred_host_id,
+        hold_id=command.hold_id,
     )
     scope.claim_meeting(command.rotation_id, command.meeting_id, host, rotation.version)
+    if command.hold_id is not None:
+        _mark(scope, rotation, hold_key(command.hold_id))
+    return host
+
+
+def _require_active_hold(scope: CommandScope, rotation: Rotation, hold_id: str) -> None:
+    """Held now, or the reason why not: the rotation keeps only active holds, so one that
+    expired and was folded away is told apart from one never taken (or ended) by its
+    latest event, found through the claims index."""
+    rotation.require_live()
+    if hold_id in rotation.holds:
+        rotation.active_hold(hold_id, scope.now)  # raises hold_expired once it has expired
+        return
+    latest = scope.meeting_event(rotation.rotation_id, hold_key(hold_id))
+    if isinstance(latest, Rotation.HostHeld) and latest.expires_at <= scope.now:
+        raise HoldExpired(f"hold {hold_id!r} expired at {latest.expires_at.isoformat()}")
+    ended = "" if latest is None else " (it was booked or released)"
+    raise UnknownHold(f"no active hold {hold_id!r} in {rotation.rotation_id!r}{ended}")
+
+
+@handles(c.HoldHost, authorize=_scheduler)
+def hold_host(scope: CommandScope, command: c.HoldHost) -> str:
+    rotation = scope.rotation(command.rotation_id)
+    rotation.require_live()
+    key = hold_key(command.hold_id)
+    try:
+        scope.require_new_meeting(command.rotation_id, key)
+    except DuplicateMeeting:
+        raise HoldExists(
+            f"hold {command.hold_id!r} was taken before in {command.rotation_id!r}"
+        ) from None
+    host = rotation.hold_host(
+        hold_id=command.hold_id,
+        seconds=command.seconds,
+        at=scope.now,
+        exclude=command.exclude,
+        starts_at=command.starts_at,
+        ineligible=scope.store.ineligible_users(list(rotation.members)),
+        preferred_host_id=command.preferred_host_id,
+        actor=command.actor,
+    )
+    scope.claim_meeting(command.rotation_id, key, host, rotation.version)
+    return host
+
+
+@handles(c.ReleaseHold, authorize=_scheduler)
+def release_hold(scope: CommandScope, command: c.ReleaseHold) -> str:
+    rotation = scope.rotation(command.rotation_id)
+    _require_active_hold(scope, rotation, command.hold_id)
+    host = rotation.release_hold(command.hold_id, actor=command.actor, at=scope.now)
+    _mark(scope, rotation, hold_key(command.hold_id))
     return host
 
 

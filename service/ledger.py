@@ -23,6 +23,10 @@ claim's key is already the index's key. Stores made before the index have the ta
 the column; it is added when the recorder creates its tables, and their rows keep a NULL
 version (`meeting_version` is None, and the meeting is found by reading the history).
 
+Holds take their ids in the same table (`hold_key`): a hold id is unique in its rotation
+for ever, and its row's version finds the hold's latest event (taken, booked or released),
+so a hold folded away after it expired still answers `hold_expired`, not `unknown_hold`.
+
 The recorders are the library's own process recorders, chosen through its
 `PROCESS_RECORDER_TOPIC` setting (`ledger_recorder_class`). They also take more than one
 tracking record per transaction (`more_tracking`), so that a batch fetched from several
@@ -48,6 +52,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg.types.numeric import Int8
+
+HOLD_KEY_PREFIX = "\x1fhold\x1f"
+"""Starts a hold's key in the claims table; meeting ids may not hold control characters."""
+
+
+def hold_key(hold_id: str) -> str:
+    """The claims-table key of a hold id (never equal to a meeting id)."""
+    return HOLD_KEY_PREFIX + hold_id
 
 
 @dataclass(frozen=True)

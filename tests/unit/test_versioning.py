@@ -48,7 +48,7 @@ def test_every_rotation_event_declares_its_schema_version() -> None:
     versions = {cls.__name__: declared_version(cls) for cls in rotation_event_classes()}
 
     assert not [name for name, version in versions.items() if version is None]
-    assert versions["MeetingBooked"] == 4
+    assert versions["MeetingBooked"] == 5
     assert {"Created", "Renamed", "MemberAdded", "MemberRemoved", "Deleted"} <= versions.keys()
     for cls in rotation_event_classes():
         version = declared_version(cls) or 1
@@ -122,6 +122,7 @@ def test_v1_meeting_booked_is_upcast_and_folded(
     )
     assert isinstance(events[2], Rotation.MeetingBooked)
     assert events[2].record == {"type": "deal", "id": "7"}
+    assert (old.hold_id, events[2].hold_id) == (None, None)  # v5: booked no hold
 
     projector = RotationProjector(reader, open_view(reader))
     projector.catch_up()
@@ -188,7 +189,7 @@ def test_current_events_are_stored_at_their_current_versions(app: RotationsAppli
         for record in app.recorder.select_events(rotation_uuid(RID))
     }
 
-    assert states["MeetingBooked"]["class_version"] == 4
+    assert states["MeetingBooked"]["class_version"] == 5
     assert states["Created"]["class_version"] == 2  # v2: the policy
     assert "class_version" not in states["MeetingBooked"]["candidates"][0]
 
