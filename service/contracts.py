@@ -17,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     StringConstraints,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -366,6 +368,15 @@ class CommandReply(BaseModel):
     hold_id: str | None = None  # HoldHost: the hold taken, and when it expires
     expires_at: datetime | None = None
     error: ErrorBody | None = None
+
+    @model_serializer(mode="wrap")
+    def _hold_fields_only_for_holds(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Replies to every other command keep the shape they had before holds."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("hold_id") is None:
+            data.pop("hold_id", None)
+            data.pop("expires_at", None)
+        return data
 
 
 class SuggestHost(WireModel):
