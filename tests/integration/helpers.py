@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -72,3 +74,18 @@ async def dead_letters(client: RotationsClient) -> list[dict[str, Any]]:
         letter["original_bytes"] = base64.b64decode(letter["original"])
         letters.append(letter)
     return letters
+
+
+async def dead_letters_where(
+    client: RotationsClient, keep: Callable[[dict[str, Any]], bool], count: int = 1
+) -> list[dict[str, Any]]:
+    """The dead letters `keep` accepts, once there are `count` of them: the service replies
+    first and dead-letters after, so a letter may land just after its reply (nothing to
+    await but the topic). Fails after about ten seconds with fewer."""
+    mine: list[dict[str, Any]] = []
+    for _ in range(200):
+        mine = [letter for letter in await dead_letters(client) if keep(letter)]
+        if len(mine) >= count:
+            return mine
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(mine)} dead letters of the {count} expected")

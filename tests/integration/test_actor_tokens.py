@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from service.client import RotationsClient
-from tests.integration.helpers import dead_letters
+from tests.integration.helpers import dead_letters_where
 from tests.integration.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -116,11 +116,11 @@ async def test_send_with_a_token_is_accepted_and_a_forged_one_refused(
     code, reply, output = rotations_send(signed_service, *add, "--token-file", str(token_file))
     assert code == 0 and reply["status"] == "accepted", output  # actor: the token's subject
 
-    letters = [
-        letter
-        for letter in await dead_letters(signed_client)
-        if letter["error"]["code"] == "forbidden" and rotation in letter["original_bytes"].decode()
-    ]
+    letters = await dead_letters_where(
+        signed_client,
+        lambda x: x["error"]["code"] == "forbidden" and rotation in x["original_bytes"].decode(),
+        count=2,
+    )
     assert len(letters) == 2
     assert all(letter["headers"]["authorization"] == "[redacted]" for letter in letters)
     assert not any(forged.encode() in repr(letter).encode() for letter in letters)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.client import RotationsClient
-from tests.integration.helpers import book, dead_letters, read_topic, send
+from tests.integration.helpers import book, dead_letters_where, read_topic, send
 from tests.integration.service_process import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -174,9 +174,7 @@ async def test_invalid_messages_are_replied_and_dead_lettered(
     assert reply["error"]["code"] == "invalid_message"
     assert says in reply["error"]["message"]
 
-    letters = await dead_letters(client)
-    mine = [letter for letter in letters if letter["original_bytes"] == body]
-    assert mine, "no dead-letter record with the original bytes"
+    mine = await dead_letters_where(client, lambda letter: letter["original_bytes"] == body)
     assert mine[-1]["source_topic"] == client.settings.commands_topic
     assert mine[-1]["error"]["code"] == "invalid_message"
 

@@ -1,9 +1,10 @@
 """The README's sessions run as written: every `$` command of its "A short session", "Audits"
 and "Teams" console blocks, in order, against one service on a private store, and every output
-the README shows under a command appears in what that command printed. The "Policies" and
-"Meeting lifecycle" and "Holds" blocks run the same way against a service of their own (a fresh store, the
-directory open as under `rotations dev`): they name rotations of their own, so they need
-nothing of the first session, and a test of their own keeps each within its time limit.
+the README shows under a command appears in what that command printed. The "Policies",
+"Meeting lifecycle" and "Holds" blocks run the same way against a service of their own (a
+fresh store, the directory open as under `rotations dev`): they name rotations of their own,
+so they need nothing of the first session, and a test of their own keeps each within its
+time limit.
 
 The environment stands in for `rotations dev` plus a second terminal with the venv activated:
 the session's broker and a `rotations serve` on a fresh SQLite store (the log check reads its

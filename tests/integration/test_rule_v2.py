@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.client import RotationsClient
-from tests.integration.helpers import command, dead_letters, read_topic, send
+from tests.integration.helpers import command, dead_letters_where, read_topic, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -654,14 +654,8 @@ async def test_fairness_worked_by_hand(client: RotationsClient, uid: str) -> Non
 
 
 async def dead_letters_of(client: RotationsClient, body: bytes) -> list[dict[str, Any]]:
-    """The dead letters holding `body`: the service replies first, then dead-letters, so the
-    letter may land just after the reply (nothing to await but the topic)."""
-    for _ in range(100):
-        mine = [letter for letter in await dead_letters(client) if letter["original_bytes"] == body]
-        if mine:
-            return mine
-        await asyncio.sleep(0.05)
-    raise AssertionError("no dead-letter record with the original bytes")
+    """The dead letters holding `body`."""
+    return await dead_letters_where(client, lambda letter: letter["original_bytes"] == body)
 
 
 @pytest.mark.parametrize(
