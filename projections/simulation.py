@@ -24,7 +24,7 @@ import copy
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 from uuid import UUID
 
@@ -40,6 +40,19 @@ from events.rotation import MANUAL, OVERRIDE, Meeting, Rotation, rotation_uuid
 from projections.directory_mode import ModeHistory
 from projections.ports import AuditSource, history
 from projections.positions import positions_of
+from projections.report import (
+    LEFT,
+    PALETTE,
+    PLOT_HEIGHT,
+    PLOT_TOP,
+    RIGHT,
+    STYLE,
+    WIDTH,
+    _esc,
+    _Scale,
+    _tick_label,
+    _ticks,
+)
 
 PAGE = 1000  # events read at once
 MAX_POINTS = 400  # chart samples kept (halved, and sampled half as often, when exceeded)
@@ -90,6 +103,9 @@ class ChartPoint:
     at: datetime
     actual: dict[str, int]
     simulated: dict[str, int]
+
+    def count(self, user_id: str, simulated: bool) -> int:
+        return (self.simulated if simulated else self.actual).get(user_id, 0)
 
 
 @dataclass(frozen=True)
@@ -673,3 +689,91 @@ def preview(app: PreviewSource, rotation_id: str, n: int, at: datetime) -> Previ
         assert isinstance(booked, Rotation.MeetingBooked)
         found.append(PreviewBooking(booked.host_id, booked.reason))
     return Preview(rotation_id, at, n, tuple(found))
+
+
+# -- the chart ------------------------------------------------------------------------------
+
+
+def render_html(simulation: Simulation) -> str:
+    """A self-contained page: each member's meetings over time, recorded (solid) against
+    simulated (dashed), drawn with the audit report's scale, ticks and palette."""
+    members = [m.user_id for m in simulation.members]
+    for point in simulation.points:
+        members += [u for u in (*point.actual, *point.simulated) if u not in members]
+    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(members)}
+    legend = "".join(
+        f'<li><span class="swatch" style="background:{colours[m]}"></span>{_esc(m)}</li>'
+        for m in members
+    )
+    rows = "".join(
+        f'<tr><td>{_esc(m.user_id)}</td><td class="num">{m.actual}</td>'
+        f'<td class="num">{m.simulated}</td></tr>'
+        for m in simulation.members
+    )
+    title = f"What-if simulation: {simulation.rotation_id}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{_esc(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>{_esc(title)}</h1>
+<p class="meta">{simulation.bookings} bookings replayed · {simulation.decisions} decisions
+ re-decided, {simulation.differing} differently · {len(simulation.changed)} meetings with
+ another host · deviation {_esc(_deviation(simulation.actual))} recorded,
+ {_esc(_deviation(simulation.simulated))} simulated</p>
+<h2>Meetings held per member (booked, not cancelled)</h2>
+<figure>
+{_chart(simulation.points, members, colours)}
+<ul class="legend">{legend}</ul>
+<p class="key">Solid lines: as recorded. Dashed lines: as simulated.</p>
+</figure>
+<h2>Meetings that count at the end</h2>
+<table><tr><th>member</th><th>recorded</th><th>simulated</th></tr>{rows}</table>
+</body>
+</html>
+"""
+
+
+def _deviation(figures: Fairness) -> str:
+    return f"{float(figures.deviation):.6f}"
+
+
+def _chart(points: tuple[ChartPoint, ...], members: list[str], colours: dict[str, str]) -> str:
+    t0, t1 = points[0].at, points[-1].at
+    if t1 - t0 < timedelta(milliseconds=1):
+        t1 = t0 + timedelta(seconds=1)
+    counts = [n for p in points for n in (*p.actual.values(), *p.simulated.values())]
+    scale = _Scale(t0, t1, PLOT_TOP, max([1, *counts]))
+    height = PLOT_TOP + PLOT_HEIGHT + 40
+    bottom = PLOT_TOP + PLOT_HEIGHT
+    out = [
+        f'<svg id="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'width="{WIDTH}" height="{height}" role="img" aria-label="meetings per member">',
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{bottom}" y2="{bottom}" stroke="#888"/>',
+        f'<line x1="{LEFT}" x2="{LEFT}" y1="{PLOT_TOP}" y2="{bottom}" stroke="#888"/>',
+        f'<text x="{LEFT - 8}" y="{scale.y(scale.max_count) + 4}" text-anchor="end" '
+        f'font-size="11">{scale.max_count}</text>',
+    ]
+    ticks = _ticks(t0, t1)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else t1 - t0
+    out += [
+        f'<text x="{scale.x(at)}" y="{bottom + 18}" text-anchor="middle" font-size="11">'
+        f"{_esc(_tick_label(at, step))}</text>"
+        for at in ticks
+    ]
+    for member in members:
+        for simulated in (False, True):
+            line = " ".join(
+                f"{scale.x(p.at)},{scale.y(p.count(member, simulated))}" for p in points
+            )
+            dash = ' stroke-dasharray="6 4"' if simulated else ""
+            kind = "simulated" if simulated else "actual"
+            out.append(
+                f'<polyline class="{kind}" data-member="{_esc(member)}" fill="none" '
+                f'stroke="{colours[member]}" stroke-width="2"{dash} points="{line}"/>'
+            )
+    out.append("</svg>")
+    return "\n".join(out)

@@ -615,6 +615,15 @@ def _add_directory() -> None:
 _add_directory()
 
 
+def _add_simulate() -> None:
+    from service.cli_simulate import register
+
+    register(cli)
+
+
+_add_simulate()
+
+
 def main() -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
     cli()
