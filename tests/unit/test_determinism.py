@@ -5,7 +5,9 @@ removes, availability toggles, bookings with and without overrides, a start or a
 host, renames, deletes; contract v2's SetPolicy with random windows, caps, count_by, zones and
 on_join/on_return, SetMemberOptions, CreditMember; the meeting lifecycle: cancellations,
 reschedules, reassignments to a named member or to the suggestion, no-shows, mostly of
-meetings the rotation booked; and directory facts: users' eligibility, deactivations, teams
+meetings the rotation booked; holds of one second to an hour, bookings of recent holds (by
+their member or by another) and releases, so holds expire between operations; and directory
+facts: users' eligibility, deactivations, teams
 joining and leaving rotations) run through RotationsApplication, and then:
 (a) every live suggestion (RotationProjector after catch_up, decided at the clock's instant,
     for a random query: exclusions, a meeting start, a preferred host) equals suggest_as_of
@@ -55,6 +57,7 @@ KINDS = ["book"] * 10 + ["toggle"] * 3 + ["add"] * 2 + ["remove"] * 2 + ["create
 KINDS += ["rename", "user", "user", "deactivate", "team", "add_team", "remove_team"]
 KINDS += ["policy"] * 2 + ["options", "credit"]
 KINDS += ["cancel"] * 2 + ["reschedule"] * 2 + ["reassign"] * 3 + ["no_show"] * 2
+KINDS += ["hold"] * 3 + ["book_hold"] * 2 + ["release"]
 KINDS = KINDS * 2 + ["delete"]
 LIFECYCLE = {"cancel": "CancelMeeting", "reschedule": "RescheduleMeeting"}
 LIFECYCLE |= {"reassign": "ReassignMeeting", "no_show": "MarkNoShow"}
@@ -107,6 +110,9 @@ LIFECYCLE_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "reassign": {"host_id": maybe_users},
     "no_show": {},
 }
+HOLD_FIELDS = {"starts_at": maybe_starts, "preferred_host_id": maybe_users}
+# Hold lengths, in seconds: some expire within the clock's small moves, some never do here.
+HOLD_SECONDS = [1, 2, 120, 3600]
 # The clock's move before an operation, in seconds.
 TICKS = [0, 0, 0, 1, 2, 15 * 60, 9 * 3600, 3 * 86400]
 
@@ -142,6 +148,13 @@ def operations(draw: Any) -> tuple[Any, ...]:
     if kind in LIFECYCLE:
         fields = st.fixed_dictionaries(LIFECYCLE_FIELDS[kind])
         return (kind, rotation, draw(meeting_picks), draw(fields))
+    if kind == "hold":
+        seconds = draw(st.sampled_from(HOLD_SECONDS))
+        return (kind, rotation, seconds, draw(st.fixed_dictionaries(HOLD_FIELDS)))
+    if kind == "book_hold":
+        return (kind, rotation, draw(meeting_picks), draw(maybe_users))
+    if kind == "release":
+        return (kind, rotation, draw(meeting_picks))
     if kind == "toggle":
         return (kind, rotation, draw(users), draw(st.booleans()))
     if kind == "rename":
@@ -176,6 +189,7 @@ class History:
         self.app = app
         self.clock = clock
         self.booked: dict[str, list[str]] = {}  # accepted bookings' meeting ids, per rotation
+        self.held: dict[str, list[str]] = {}  # accepted holds' ids, per rotation
         self.prefix = uuid4().hex[:8]
         self.actor = self.id("actor")
         self.fact(
@@ -215,6 +229,11 @@ class History:
     def meeting(self, rotation: str, pick: int) -> str:
         booked = self.booked.get(rotation, [])
         return booked[pick % len(booked)] if booked and pick >= 0 else "never-booked"
+
+    def hold(self, rotation: str, pick: int) -> str:
+        """One of the rotation's holds, mostly a recent one (-1: one it never took)."""
+        held = self.held.get(rotation, [])[-4:]
+        return held[pick % len(held)] if held and pick >= 0 else "never-held"
 
     def optional(self, **fields: Any) -> dict[str, Any]:
         """The fields that have a value, users in this example's ids, starts as timestamps."""
@@ -270,6 +289,18 @@ class History:
         elif kind in LIFECYCLE:
             meeting_id = self.meeting(op[1], op[2])
             self.command(LIFECYCLE[kind], op[1], meeting_id=meeting_id, **self.optional(**op[3]))
+        elif kind == "hold":
+            fields = self.optional(**op[3])
+            if self.command("HoldHost", op[1], hold_id=f"h{n}", seconds=op[2], **fields):
+                self.held.setdefault(op[1], []).append(f"h{n}")
+        elif kind == "book_hold":
+            fields = self.optional(host_id=op[3])
+            hold_id = self.hold(op[1], op[2])
+            meeting = {"meeting_id": f"m{n}", "record": RECORD, "hold_id": hold_id}
+            if self.command("BookMeeting", op[1], **meeting, **fields):
+                self.booked.setdefault(op[1], []).append(f"m{n}")
+        elif kind == "release":
+            self.command("ReleaseHold", op[1], hold_id=self.hold(op[1], op[2]))
         elif kind == "rename":
             self.command("RenameRotation", op[1], name=op[2])
         elif kind == "delete":
