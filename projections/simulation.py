@@ -147,7 +147,7 @@ class VersionMap:
         return len(self._at)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Diverged:
     """A meeting whose simulated facts differ from the recorded ones (mapped)."""
 
@@ -187,10 +187,13 @@ class _Directory:
         return cast(DirectoryUser | None, cursor[1])
 
 
-def _moment(event: Aggregate.Event) -> datetime:
-    """The event's business time (`at`), else when it was stored."""
+def _moment(event: Aggregate.Event, previous: datetime | None) -> datetime:
+    """The event's business time (`at`); one without (a toggle, a leave) happened when the
+    one before it did, as far as --from and --to go (the first: when it was stored)."""
     at = getattr(event, "at", None)
-    return at if isinstance(at, datetime) else event.timestamp
+    if isinstance(at, datetime):
+        return at
+    return previous if previous is not None else event.timestamp
 
 
 def _is_override(event: Rotation.MeetingBooked | Rotation.MeetingReassigned) -> bool:
@@ -278,7 +281,7 @@ class _Replay:
 
     def run(self, events: Iterator[tuple[Aggregate.Event, int]]) -> None:
         for event, position, after in _with_next(events):
-            moment = _moment(event)
+            moment = _moment(event, self.moment)
             if self.what_if.end is not None and moment > self.what_if.end:
                 return
             start = self.what_if.start
