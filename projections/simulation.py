@@ -65,12 +65,12 @@ class SimulationSource(AuditSource, Protocol):
     def repository(self) -> Repository[UUID]: ...
 
 
-class PreviewSource(Protocol):
-    """The rotation as stored now, and who the directory says cannot host."""
+class PreviewSource(AuditSource, Protocol):
+    """The rotation as stored now, the directory's users, and the recorded directory mode."""
 
     def get_rotation(self, rotation_id: str) -> Rotation: ...
 
-    def ineligible_users(self, user_ids: list[str]) -> dict[str, str]: ...
+    def find_user(self, user_id: str) -> DirectoryUser | None: ...
 
 
 @dataclass(frozen=True)
@@ -679,9 +679,15 @@ class Preview:
 
 def preview(app: PreviewSource, rotation_id: str, n: int, at: datetime) -> Preview:
     """The hosts of the next `n` auto-assigned bookings at `at`, decided by a copy of the
-    rotation as stored (directory eligibility as the service applies it); nothing stored."""
+    rotation as stored; nothing stored. Eligibility as the service applies it: under the
+    directory mode it last recorded (this reader's own setting if it never did)."""
     rotation = copy.deepcopy(app.get_rotation(rotation_id))
-    ineligible = app.ineligible_users(list(rotation.members))
+    ineligible: dict[str, str] = {}
+    if ModeHistory(app).required_at(at):
+        for user_id in rotation.members:
+            why = ineligibility(app.find_user(user_id))
+            if why is not None:
+                ineligible[user_id] = why
     found: list[PreviewBooking] = []
     for i in range(n):
         try:

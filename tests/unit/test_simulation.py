@@ -25,7 +25,7 @@ from projections.simulation import VersionMap, WhatIf, preview, render_html, sim
 from service.application import RotationsApplication
 from service.cli import cli
 from service.store import store_environment
-from tests.unit.commands import RECORD, book, head, ok
+from tests.unit.commands import RECORD, book, head, ok, user
 from tests.unit.test_determinism import (
     DIRECTORY_KINDS,
     ROTATIONS,
@@ -237,6 +237,24 @@ def test_preview_lists_each_member_once_and_stores_nothing(app: RotationsApplica
     assert [b.host_id for b in found.next] == ["kari", "ola", "per"]
     assert head(app) == before
     assert app.get_rotation(R).total_meetings == 0
+
+
+def test_preview_leaves_out_who_the_directory_says_cannot_host(
+    store_env: dict[str, str],
+) -> None:
+    app = RotationsApplication(env=dict(store_env), directory="required")
+    try:
+        for name in ("kari", "ola", "per"):
+            user(app, name)
+        user(app, "tester", permissions=["manage_rotations"])
+        ok(app, "CreateRotation", R, name="Sales", members=["kari", "ola", "per"])
+        user(app, "ola", eligible=False)
+
+        found = preview(app, R, 3, datetime.now(UTC))
+
+        assert [b.host_id for b in found.next] == ["kari", "per", "kari"]
+    finally:
+        app.close()
 
 
 def test_preview_stops_where_no_one_can_host(app: RotationsApplication) -> None:
