@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
-from events.errors import RotationError
+from events.errors import RotationError, UnknownRotation
 from events.rotation import Rotation, rotation_uuid
 from projections import simulation as sim
 from projections.simulation import VersionMap, WhatIf, preview, render_html, simulate
@@ -406,36 +406,47 @@ def test_simulated_with_its_own_settings_any_history_is_reproduced_exactly(
     store_env: dict[str, str], directory: str, history: list[tuple[Any, ...]]
 ) -> None:
     with clocked_app(store_env, directory) as (app, clock):
-        from datetime import timedelta
-
         run = WithHolds(app, clock)
+        middle = clock.now
         for n, (op, tick, _) in enumerate(history):
             clock.now += timedelta(seconds=tick)
             run.run(op, n)
+            if n == len(history) // 2:
+                middle = clock.now
         for rotation in ROTATIONS:
             rotation_id = run.id(rotation)
             try:
                 recorded = app.get_rotation(rotation_id)
             except RotationError:
                 continue  # never created in this history
-            for what_if in _own_settings(app, rotation_id, recorded):
-                result = simulate(app, rotation_id, what_if)
+            for what_if in _own_settings(app, rotation_id, recorded, middle):
+                try:
+                    result = simulate(app, rotation_id, what_if)
+                except UnknownRotation:
+                    assert what_if.end is not None  # created after --to
+                    continue
                 assert result.changed == (), (what_if, result.changed)
                 assert result.differing == 0
                 assert all(m.actual == m.simulated for m in result.members)
                 assert result.actual == result.simulated
-                assert result.simulated_state is not None
-                assert result.simulated_state.members == recorded.members
-                assert result.simulated_state.holds == recorded.holds
-                assert result.simulated_state.version == recorded.version
+                simulated, actual = result.simulated_state, result.actual_state
+                assert simulated is not None and actual is not None
+                assert simulated.members == actual.members
+                assert simulated.holds == actual.holds
+                assert simulated.version == actual.version
+                if what_if.end is None:
+                    assert actual.version == recorded.version
 
 
-def _own_settings(app: RotationsApplication, rotation_id: str, recorded: Rotation) -> list[WhatIf]:
-    """No file settings at all; and, when the policy never changed, the current policy."""
+def _own_settings(
+    app: RotationsApplication, rotation_id: str, recorded: Rotation, middle: datetime
+) -> list[WhatIf]:
+    """No file settings at all, from the start, from the middle or up to it; and, when the
+    policy never changed, the current policy."""
     changed = any(
         isinstance(e, Rotation.PolicySet) for e in app.events.get(rotation_uuid(rotation_id))
     )
-    own = [WhatIf()]
+    own = [WhatIf(), WhatIf(start=middle), WhatIf(end=middle)]
     if not changed:
         own.append(WhatIf(policy=dict(recorded.policy), members={}))
     return own
