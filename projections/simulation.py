@@ -157,6 +157,21 @@ class _Diverged:
     booked_version: int  # recorded, to list in booking order
 
 
+@dataclass(slots=True)
+class _UserHistory:
+    """One user's directory events with their positions, folded up to `done`."""
+
+    entries: list[tuple[int, Aggregate.Event]]
+    done: int = 0
+    user: DirectoryUser | None = None
+
+    def before(self, position: int) -> DirectoryUser | None:
+        while self.done < len(self.entries) and self.entries[self.done][0] < position:
+            self.user = fold([self.entries[self.done][1]], self.user)
+            self.done += 1
+        return self.user
+
+
 class _Directory:
     """Who cannot host just before a global position, folded forwards as the replay moves
     (positions only grow): each user's directory events read once, folded once."""
@@ -164,27 +179,23 @@ class _Directory:
     def __init__(self, app: AuditSource) -> None:
         self.app = app
         self.modes = ModeHistory(app)
-        self._users: dict[str, tuple[list[tuple[int, Aggregate.Event]], list[Any]]] = {}
+        self._users: dict[str, _UserHistory] = {}
 
     def ineligible(self, user_ids: Iterable[str], position: int) -> dict[str, str]:
         if not self.modes.required_before(position):
             return {}
         why: dict[str, str] = {}
         for user_id in user_ids:
-            reason = ineligibility(self._user(user_id, position))
+            reason = ineligibility(self._user(user_id).before(position))
             if reason is not None:
                 why[user_id] = reason
         return why
 
-    def _user(self, user_id: str, position: int) -> DirectoryUser | None:
+    def _user(self, user_id: str) -> _UserHistory:
         if user_id not in self._users:
             events, positions = history(self.app, user_uuid(user_id))
-            self._users[user_id] = (list(zip(positions, events, strict=True)), [0, None])
-        entries, cursor = self._users[user_id]
-        while cursor[0] < len(entries) and entries[cursor[0]][0] < position:
-            cursor[1] = fold([entries[cursor[0]][1]], cursor[1])
-            cursor[0] += 1
-        return cast(DirectoryUser | None, cursor[1])
+            self._users[user_id] = _UserHistory(list(zip(positions, events, strict=True)))
+        return self._users[user_id]
 
 
 def _moment(event: Aggregate.Event, previous: datetime | None) -> datetime:
@@ -315,23 +326,20 @@ class _Replay:
         self.sim = event.mutate(self.sim)
         if isinstance(event, Rotation.MeetingBooked):
             self.bookings += 1
-            self.move(None, event.host_id, both=True)
+            self.move(None, event.host_id, simulated=True)
         elif isinstance(event, Rotation.MeetingReassigned):
-            self.move(event.meeting["host_id"], event.host_id, both=True)
+            self.move(event.meeting["host_id"], event.host_id, simulated=True)
         elif isinstance(event, Rotation.MeetingCancelled):
-            self.move(event.meeting["host_id"], None, both=True)
+            self.move(event.meeting["host_id"], None, simulated=True)
 
     def move(
-        self, left: str | None, given: str | None, simulated: bool = False, both: bool = False
+        self, left: str | None, given: str | None, recorded: bool = True, simulated: bool = False
     ) -> None:
-        """A meeting left one host and went to another (None: none), recorded or simulated."""
-        for counts in (
-            (self.tallies.actual, self.tallies.simulated)
-            if both
-            else (self.tallies.simulated if simulated else self.tallies.actual,)
-        ):
-            self.tallies.move(counts, left, -1)
-            self.tallies.move(counts, given, +1)
+        """A meeting left one host for another (None: none), as recorded and/or simulated."""
+        for counts, moved in ((self.tallies.actual, recorded), (self.tallies.simulated, simulated)):
+            if moved:
+                self.tallies.move(counts, left, -1)
+                self.tallies.move(counts, given, +1)
 
     def ineligible(self) -> dict[str, str]:
         return self.directory.ineligible(list(self.rotation.members), self.position)
@@ -525,7 +533,7 @@ def _booked(replay: _Replay, event: Rotation.MeetingBooked) -> None:
         event.originator_version,
     )
     replay.move(None, event.host_id)
-    replay.move(None, host, simulated=True)
+    replay.move(None, host, recorded=False, simulated=True)
 
 
 def _book(
@@ -567,7 +575,7 @@ def _reassigned(replay: _Replay, event: Rotation.MeetingReassigned) -> None:
     if named is None:
         replay.decided(event.host_id, host)
     replay.track(event.meeting_id, host, assigned, event.host_id, event.meeting["booked_version"])
-    replay.move(facts["host_id"], host, simulated=True)
+    replay.move(facts["host_id"], host, recorded=False, simulated=True)
 
 
 def _cancelled(replay: _Replay, event: Rotation.MeetingCancelled) -> None:
@@ -575,7 +583,7 @@ def _cancelled(replay: _Replay, event: Rotation.MeetingCancelled) -> None:
     replay.move(event.meeting["host_id"], None)
     if facts is not None:
         replay.rotation.cancel_meeting(facts, event.reason, event.actor, event.at)
-        replay.move(facts["host_id"], None, simulated=True)
+        replay.move(facts["host_id"], None, recorded=False, simulated=True)
 
 
 def _rescheduled(replay: _Replay, event: Rotation.MeetingRescheduled) -> None:
