@@ -1,7 +1,7 @@
 """The README's sessions run as written: every `$` command of its "A short session", "Audits"
 and "Teams" console blocks, in order, against one service on a private store, and every output
 the README shows under a command appears in what that command printed. The "Policies",
-"Meeting lifecycle" and "Holds" blocks run the same way against a service of their own (a
+"Meeting lifecycle", "Holds" and "What-if" blocks run the same way against a service of their own (a
 fresh store, the directory open as under `rotations dev`): they name rotations of their own,
 so they need nothing of the first session, and a test of their own keeps each within its
 time limit.
@@ -43,6 +43,7 @@ TEAMS = "## Teams, eligibility and permissions"
 POLICIES = "## Policies: weights, windows, caps and levelling"
 LIFECYCLE = "## Meeting lifecycle"
 HOLDS = "## Holds: two schedulers never get the same member by accident"
+WHAT_IF = "## What-if simulation and preview"
 MARK = "@@readme-command-done@@"
 BORDERS = re.compile(r"[\u2500-\u259f]")  # rich's box drawing (and its progress bar)
 
@@ -204,6 +205,7 @@ def test_the_readme_policies_and_lifecycle_run_as_written(
     check_block(POLICIES, env, tmp_path)
     check_block(LIFECYCLE, env, tmp_path)
     check_block(HOLDS, env, tmp_path)
+    check_block(WHAT_IF, env, tmp_path)
 
 
 def test_the_readme_names_every_command_of_help() -> None:
