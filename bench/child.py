@@ -2,10 +2,12 @@
 
     python -m bench.child rebuild STORE_URL EVENTS TABLE   # RotationProjector on a fresh table
     python -m bench.child read STORE_URL EVENTS            # the library alone: read + decode
+    python -m bench.child fold STORE_URL ROTATION_ID       # one rotation through its mutators
+    python -m bench.child simulate STORE_URL ROTATION_ID USER WEIGHT   # what-if: USER's weight
     python -m bench.child idle BOOTSTRAP WAIT_MS PARTITIONS TOPIC...   # idle raw consumers
     python -m bench.child echo BOOTSTRAP WAIT_MS PARTITIONS TOPIC      # raw request/reply
 
-The first two print one JSON line: events, seconds, peak RSS (ru_maxrss) in MB.
+The first four print one JSON line: events, seconds, peak RSS (ru_maxrss) in MB.
 """
 
 from __future__ import annotations
@@ -62,6 +64,68 @@ def read(store_url: str, events: int, page: int = 1000) -> dict[str, Any]:
     finally:
         app.close()
     return {"events": done, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+FOLD_PAGE = 1000
+"""Events read at once by `fold_rotation` (as `projections.simulation` pages them)."""
+
+
+def fold_rotation(store_url: str, rotation_id: str) -> dict[str, Any]:
+    """The rebuild of one rotation: its events, a page at a time, through the mutators."""
+    from events.fold import aggregate_events, fold
+    from events.rotation import Rotation, rotation_uuid
+    from service.application import RotationsApplication
+    from service.store import store_environment
+
+    app = RotationsApplication(env=store_environment(store_url))
+    try:
+        key = rotation_uuid(rotation_id)
+        started = time.perf_counter()
+        state: Rotation | None = None
+        done = 0
+        after = 0
+        while True:
+            page = list(aggregate_events(app.events.get(key, gt=after, limit=FOLD_PAGE)))
+            if not page:
+                break
+            state = fold(page, state)
+            done += len(page)
+            after = page[-1].originator_version
+            if len(page) < FOLD_PAGE:
+                break
+        seconds = time.perf_counter() - started
+        if state is None:
+            raise SystemExit(f"no rotation {rotation_id!r}")
+    finally:
+        app.close()
+    return {"events": done, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def simulate(store_url: str, rotation_id: str, user_id: str, weight: int) -> dict[str, Any]:
+    """`projections.simulation.simulate` of one rotation with one member's weight changed."""
+    from events.rotation import rotation_uuid
+    from projections.simulation import WhatIf
+    from projections.simulation import simulate as replay
+    from service.application import RotationsApplication
+    from service.store import store_environment
+
+    app = RotationsApplication(env=store_environment(store_url))
+    try:
+        started = time.perf_counter()
+        result = replay(app, rotation_id, WhatIf(members={user_id: {"weight": weight}}))
+        seconds = time.perf_counter() - started
+        last = list(app.events.get(rotation_uuid(rotation_id), desc=True, limit=1))
+        events = last[0].originator_version if last else 0
+    finally:
+        app.close()
+    return {
+        "events": events,
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "bookings": result.bookings,
+        "decisions": result.decisions,
+        "differing": result.differing,
+    }
 
 
 async def idle(bootstrap: str, wait_ms: int, partitions: int, topics: list[str]) -> None:
@@ -128,6 +192,10 @@ def main(argv: list[str]) -> None:
         print(json.dumps(rebuild(args[0], int(args[1]), args[2])), flush=True)
     elif mode == "read":
         print(json.dumps(read(args[0], int(args[1]))), flush=True)
+    elif mode == "fold":
+        print(json.dumps(fold_rotation(args[0], args[1])), flush=True)
+    elif mode == "simulate":
+        print(json.dumps(simulate(args[0], args[1], args[2], int(args[3]))), flush=True)
     elif mode == "idle":
         asyncio.run(idle(args[0], int(args[1]), int(args[2]), args[3:]))
     elif mode == "echo":

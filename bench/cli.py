@@ -38,6 +38,7 @@ from bench.results import GROUPS, WAITS_MS, figure, percentile, render, write_js
 from bench.rounds_v2 import history_v2_rounds, history_v2_store, policy_figure, policy_in_session
 from bench.runs import WARMUP, Run, command_rate, session
 from bench.seed import Seeded, memory_rotation_id, seed_store
+from bench.simulate import simulate_figures
 from bench.v2 import SeededV2, seed_history_v2
 from service.client import RotationsClient
 from service.embedded_broker import start_broker
@@ -319,6 +320,11 @@ async def run_store(run: Run, kind: StoreKind) -> None:
     sizes = run.sizes
     groups = set(run.groups)
     info: dict[str, Any] = run.stores.setdefault(kind, {})
+    if "simulate" in groups:  # on a store of its own, no broker or service
+        await simulate_figures(run, kind)
+        groups.discard("simulate")
+        if not groups:
+            return
     store = BenchStore.create(kind, run.workdir, "main")
     info["store"] = store.url
     tag = uuid.uuid4().hex[:6]

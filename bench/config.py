@@ -29,6 +29,9 @@ class Sizes:
     lifecycle_samples: int
     """Per round: meetings reassigned and cancelled of each age (booked long ago, just now)."""
     rebuild_events: int
+    simulate_events: int
+    """Events of the rotation simulated by the `simulate` group (its memory baseline: a
+    rotation with a tenth of them)."""
     rss_small: int
     rss_large: int
     memory_rotations: int
@@ -62,6 +65,7 @@ FULL = Sizes(
     history_v2_days=365,
     lifecycle_samples=100,
     rebuild_events=1_000_000,
+    simulate_events=1_000_000,
     rss_small=100_000,
     rss_large=1_000_000,
     memory_rotations=100_000,
@@ -90,6 +94,7 @@ QUICK = Sizes(
     history_v2_days=365,
     lifecycle_samples=6,
     rebuild_events=5_000,
+    simulate_events=2_000,
     rss_small=500,
     rss_large=5_000,
     memory_rotations=1_000,

@@ -132,6 +132,20 @@ SPECS: dict[str, Spec] = {
             Target("ratio_at_most", 1.5),
         ),
         Spec(
+            "simulate_events_per_s",
+            "what-if simulation of one long rotation",
+            "events/s",
+            "the same rotation's rebuild: its events folded through the mutators",
+            Target("ratio_at_least", 0.5),
+        ),
+        Spec(
+            "simulate_peak_rss",
+            "simulation peak RSS, long rotation",
+            "MB",
+            "simulation peak RSS at a tenth of the events",
+            Target("ratio_at_most", 1.5),
+        ),
+        Spec(
             "service_rss",
             "service RSS, many rotations loaded",
             "MB",
@@ -194,6 +208,7 @@ GROUPS: dict[str, list[str]] = {
     "suggest": ["suggest_p50_1", "suggest_p99_1", "suggest_p50_16", "suggest_p99_16"],
     "history": ["suggest_history_p50"],
     "rebuild": ["rebuild_events_per_s", "rebuild_peak_rss"],
+    "simulate": ["simulate_events_per_s", "simulate_peak_rss"],
     "memory": ["service_rss"],
     "tradeoff": [s.name for s in _tradeoff_specs()],
     "policy": ["commands_policy_per_s"],
