@@ -134,27 +134,32 @@ class BatchSender:
         for record in records:
             index = keyless if record.key is None else partition_for(record.key, len(partitions))
             by_partition[partitions[index]].append(record)
-        pending: list[Any] = []
+        pending: list[asyncio.Future[Any]] = []
         try:
             for partition, grouped in by_partition.items():
-                pending += await self._send_partition(topic, partition, grouped)
+                await self._send_partition(topic, partition, grouped, pending)
         finally:
             await _settle(pending)
 
     async def _send_partition(
-        self, topic: str, partition: int, records: list[OutgoingRecord]
-    ) -> list[Any]:
-        sent = []
+        self,
+        topic: str,
+        partition: int,
+        records: list[OutgoingRecord],
+        pending: list[asyncio.Future[Any]],
+    ) -> None:
+        """Each batch's delivery future goes into the caller's `pending` as soon as it
+        exists: a later batch that fails to enqueue loses none already sent (their
+        failures would otherwise go unretrieved, and asyncio logs them at exit)."""
         batch = self.producer.create_batch()
         for record in records:
             if not _append(batch, record):
-                sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+                pending.append(await self.producer.send_batch(batch, topic, partition=partition))
                 batch = self.producer.create_batch()
                 if not _append(batch, record):
                     raise ValueError(f"a record of {len(record.value)} bytes fits no batch")
         if batch.record_count():
-            sent.append(await self.producer.send_batch(batch, topic, partition=partition))
-        return sent
+            pending.append(await self.producer.send_batch(batch, topic, partition=partition))
 
 
 def _append(batch: Any, record: OutgoingRecord) -> bool:
@@ -172,7 +177,7 @@ def partition_for(key: bytes, partitions: int) -> int:
     return hashed % partitions
 
 
-async def _settle(pending: list[Any]) -> None:
+async def _settle(pending: Sequence[Any]) -> None:
     """Wait for every send; then raise the first failure, if any."""
     if not pending:
         return
