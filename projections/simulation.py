@@ -9,10 +9,11 @@ the simulated aggregate's own (it levels under the simulated policy); recorded o
 re-applied.
 
 Memory stays flat however long the history: one page of events, the simulated rotation, and
-per meeting only what differs from the record (`_Diverged`: its simulated host, or its
-versions). The simulated rotation numbers its events on its own (the file's options set on
-a creation's members add events, levelling may differ, a booking no one can take is not
-recorded), so recorded versions map to simulated ones through `VersionMap`'s breakpoints.
+per meeting only what differs from the record (`projections.divergence`: its simulated
+host, or its versions), kept on disk. The simulated rotation numbers its events on its own
+(the file's options set on a creation's members add events, levelling may differ, a
+booking no one can take is not recorded), so recorded versions map to simulated ones
+through `VersionMap`'s breakpoints.
 
 `preview` asks the rotation as stored what the next N auto-assigned bookings would be, on a
 copy, and stores nothing.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
@@ -38,6 +39,7 @@ from events.policy import complete
 from events.ranking import Fairness, Standing, fairness
 from events.rotation import MANUAL, OVERRIDE, Meeting, Rotation, rotation_uuid
 from projections.directory_mode import ModeHistory
+from projections.divergence import Diverged, DivergenceLog
 from projections.ports import AuditSource, history
 from projections.positions import positions_of
 from projections.report import (
@@ -116,8 +118,8 @@ class Simulation:
     members: tuple[MemberCounts, ...]
     actual: Fairness
     simulated: Fairness
-    changed: tuple[str, ...]  # meetings whose host differs at the end, in booking order
-    unassigned: tuple[str, ...]  # meetings the simulation could not book (no one could host)
+    changed: Sequence[str]  # meetings whose host differs at the end, in booking order
+    unassigned: Sequence[str]  # meetings the simulation could not book (no one could host)
     decisions: int  # decisions re-decided (bookings, reassignments, holds)
     differing: int  # of them, how many chose another host than recorded
     points: tuple[ChartPoint, ...] = ()
@@ -145,16 +147,6 @@ class VersionMap:
 
     def __len__(self) -> int:
         return len(self._at)
-
-
-@dataclass(slots=True)
-class _Diverged:
-    """A meeting whose simulated facts differ from the recorded ones (mapped)."""
-
-    host_id: str | None  # None: the simulation could not book it
-    assigned_version: int  # simulated numbering
-    recorded_host: str
-    booked_version: int  # recorded, to list in booking order
 
 
 @dataclass(slots=True)
@@ -276,7 +268,7 @@ class _Replay:
         self.sim: Rotation | None = None
         self.redeciding = what_if.start is None
         self.versions = VersionMap()
-        self.diverged: dict[str, _Diverged] = {}
+        self.diverged = DivergenceLog()
         self.tallies = _Tallies()
         self.bookings = self.decisions = self.differing = 0
         self.last_version = 0
@@ -367,9 +359,9 @@ class _Replay:
     ) -> None:
         """Keep the meeting's simulated facts only when they differ from the record's."""
         if host == recorded_host and assigned == self.rotation.version:
-            self.diverged.pop(meeting_id, None)
+            self.diverged.drop(meeting_id)
         else:
-            self.diverged[meeting_id] = _Diverged(host, assigned, recorded_host, booked)
+            self.diverged.put(meeting_id, Diverged(host, assigned, recorded_host, booked))
 
     def decided(self, recorded: str, simulated: str | None) -> None:
         self.decisions += 1
@@ -385,10 +377,7 @@ class _Replay:
         )
         before = {s.user_id: s for s in actual.standings(self.moment, ineligible)}
         after = {s.user_id: s for s in simulated.standings(self.moment, ineligible)}
-        changed = sorted(
-            (item for item in self.diverged.items() if item[1].host_id != item[1].recorded_host),
-            key=lambda item: item[1].booked_version,
-        )
+        changed, unassigned = self.diverged.moved()
         return Simulation(
             rotation_id=rotation_id,
             bookings=self.bookings,
@@ -399,8 +388,8 @@ class _Replay:
             ),
             actual=fairness(before.values()),
             simulated=fairness(after.values()),
-            changed=tuple(m for m, _ in changed),
-            unassigned=tuple(m for m, d in changed if d.host_id is None),
+            changed=changed,
+            unassigned=unassigned,
             decisions=self.decisions,
             differing=self.differing,
             points=self.tallies.finish(self.moment),
