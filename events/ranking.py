@@ -27,7 +27,7 @@ DEFAULT_WEIGHT = 100
 DEFAULT_PRIORITY = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Standing:
     """Where one member stands at one decision: what counts now, and what it may take."""
 

@@ -43,6 +43,8 @@ def take(tally: Tally, slot: int) -> Tally:
 def total(tally: Tally, lo: int, hi: int) -> int:
     """The sum over slots [lo, hi)."""
     slots, counts = tally
+    if not slots or slots[-1] < lo or slots[0] >= hi:
+        return 0  # most tallies (credits, no-shows) are empty or outside the window
     return sum(counts[bisect_left(slots, lo) : bisect_left(slots, hi)])
 
 
