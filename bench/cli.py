@@ -182,7 +182,7 @@ async def rebuild_figures(run: Run, kind: str, store: BenchStore, seeded: Seeded
             kind,
             large_rss,
             small_rss,
-            f"peak RSS (ru_maxrss) of a rebuild child process: {large:,} vs {small:,} events",
+            f"peak RSS (VmHWM) of a rebuild child process: {large:,} vs {small:,} events",
         )
     )
 

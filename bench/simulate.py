@@ -82,7 +82,7 @@ async def simulate_figures(run: Run, kind: StoreKind) -> None:
             kind,
             large_rss,
             small_rss,
-            f"peak RSS (ru_maxrss) of a simulation child process: {large_events:,} vs "
+            f"peak RSS (VmHWM) of a simulation child process: {large_events:,} vs "
             f"{small_events:,} events",
         )
     )
