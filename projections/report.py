@@ -15,7 +15,6 @@ members with their options and the audit table (worded by `projections.audit`).
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,18 +31,19 @@ from events.ranking import Standing, fairness
 from events.rotation import LEVEL_JOIN, LEVEL_RETURN, Rotation, rotation_uuid
 from projections.audit import DirectoryHistory, audit_entries, describe_cap, describe_policy
 from projections.ports import AuditSource, EventSource, history
-
-PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#59a14f",
-    "#e15759",
-    "#76b7b2",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#6b6ecf",
+from projections.svg import (
+    LANE,
+    LEFT,
+    PALETTE,
+    PLOT_HEIGHT,
+    PLOT_TOP,
+    RIGHT,
+    STYLE,
+    WIDTH,
+    Scale,
+    esc,
+    tick_label,
+    time_ticks,
 )
 
 # What an event did to a meeting or a member, for the chart's markers.
@@ -497,36 +497,6 @@ def _member_now(rotation: Rotation, standing: Standing) -> MemberNow:
 
 # -- the page ------------------------------------------------------------------------------------
 
-WIDTH = 960
-PLOT_TOP = 40
-PLOT_HEIGHT = 300
-LEFT = 56
-RIGHT = 24
-LANE = 18
-
-
-@dataclass(frozen=True)
-class _Scale:
-    t0: datetime
-    t1: datetime
-    top: int
-    max_count: int
-
-    @property
-    def width(self) -> int:
-        return WIDTH - LEFT - RIGHT
-
-    def x(self, at: datetime) -> float:
-        span = (self.t1 - self.t0).total_seconds()
-        return round(LEFT + (at - self.t0).total_seconds() / span * self.width, 2)
-
-    def y(self, count: int) -> float:
-        return round(self.top + PLOT_HEIGHT - count / self.max_count * PLOT_HEIGHT, 2)
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
 
 def _time(at: datetime | None) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "never"
@@ -534,43 +504,6 @@ def _time(at: datetime | None) -> str:
 
 def _colours(report: RotationReport) -> dict[str, str]:
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(report.everyone)}
-
-
-TICK_STEPS = (
-    [timedelta(milliseconds=n) for n in (1, 2, 5, 10, 20, 50, 100, 200, 500)]
-    + [
-        timedelta(seconds=n)
-        for n in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
-    ]
-    + [timedelta(hours=12)]
-    + [timedelta(days=n) for n in (1, 2, 7, 14, 30, 61, 91, 182, 365)]
-)
-EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday: week ticks fall on Mondays
-
-
-def _ticks(t0: datetime, t1: datetime, most: int = 7) -> list[datetime]:
-    """Round instants between t0 and t1: at most `most`, on a step a person would pick."""
-    span = t1 - t0
-    step = next((s for s in TICK_STEPS if span / s <= most), TICK_STEPS[-1])
-    first = EPOCH + step * -(-(t0 - EPOCH) // step)
-    ticks = []
-    while first <= t1:
-        ticks.append(first)
-        first += step
-    return ticks
-
-
-def _tick_label(at: datetime, step: timedelta) -> str:
-    at = at.astimezone(UTC)
-    if step >= timedelta(days=1):
-        return at.strftime("%Y-%m-%d")
-    if step >= timedelta(hours=1):
-        return at.strftime("%m-%d %H:%M")
-    if step >= timedelta(minutes=1):
-        return at.strftime("%H:%M")
-    if step >= timedelta(seconds=1):
-        return at.strftime("%H:%M:%S")
-    return at.strftime("%H:%M:%S.") + f"{at.microsecond // 1000:03d}"
 
 
 def render_chart(report: RotationReport) -> str:
@@ -584,14 +517,14 @@ def render_chart(report: RotationReport) -> str:
         t1 = t0 + timedelta(seconds=1)
     pad = (t1 - t0) * 0.02
     max_count = max([1, *(n for s in steps for n in s.counts.values())])
-    scale = _Scale(t0 - pad, t1 + pad, PLOT_TOP, max_count)
+    scale = Scale(t0 - pad, t1 + pad, PLOT_TOP, max_count)
     colours = _colours(report)
     lanes_top = PLOT_TOP + PLOT_HEIGHT + 48
     height = lanes_top + LANE * len(report.everyone) + 16
     parts = [
         f'<svg id="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
         f'width="{WIDTH}" height="{height}" role="img" '
-        f'aria-label="Meetings that count per member of {_esc(report.name)}">',
+        f'aria-label="Meetings that count per member of {esc(report.name)}">',
         '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fde2e1"/>'
         '<line x1="0" y1="0" x2="0" y2="6" stroke="#e15759" stroke-width="2"/></pattern>'
@@ -608,7 +541,7 @@ def render_chart(report: RotationReport) -> str:
     return "\n".join(parts)
 
 
-def _axes(report: RotationReport, scale: _Scale, lanes_top: int) -> list[str]:
+def _axes(report: RotationReport, scale: Scale, lanes_top: int) -> list[str]:
     bottom = scale.top + PLOT_HEIGHT
     out = ['<g class="axes" font-size="11" fill="#555">']
     count_step = max(1, -(-scale.max_count // 6))
@@ -618,14 +551,14 @@ def _axes(report: RotationReport, scale: _Scale, lanes_top: int) -> list[str]:
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" stroke="#e6e6e6"/>'
             f'<text x="{LEFT - 8}" y="{y + 4}" text-anchor="end">{count}</text>'
         )
-    ticks = _ticks(scale.t0, scale.t1)
+    ticks = time_ticks(scale.t0, scale.t1)
     time_step = ticks[1] - ticks[0] if len(ticks) > 1 else scale.t1 - scale.t0
     for at in ticks:
         x = scale.x(at)
         out.append(
             f'<line class="tick" x1="{x}" x2="{x}" y1="{bottom}" y2="{bottom + 5}" '
             f'stroke="#888"/><text x="{x}" y="{bottom + 18}" text-anchor="middle">'
-            f"{_esc(_tick_label(at, time_step))}</text>"
+            f"{esc(tick_label(at, time_step))}</text>"
         )
     counted = "meetings in the window" if report.windows else "meetings since reset"
     out.append(
@@ -640,7 +573,7 @@ def _axes(report: RotationReport, scale: _Scale, lanes_top: int) -> list[str]:
     return out
 
 
-def _reset_lines(report: RotationReport, scale: _Scale, lanes_top: int) -> list[str]:
+def _reset_lines(report: RotationReport, scale: Scale, lanes_top: int) -> list[str]:
     out = ['<g class="resets">']
     for step in report.resets:
         x = scale.x(step.at)
@@ -649,7 +582,7 @@ def _reset_lines(report: RotationReport, scale: _Scale, lanes_top: int) -> list[
             f'<g class="reset"><line x1="{x}" x2="{x}" y1="{scale.top - 12}" '
             f'y2="{lanes_top - 20}" stroke="#999" stroke-dasharray="4 3"/>'
             f'<text x="{x + 3}" y="{scale.top - 16}" font-size="10" fill="#666">'
-            f"{_esc(label)}</text><title>{_esc(_time(step.at))}: {_esc(step.summary)}</title></g>"
+            f"{esc(label)}</text><title>{esc(_time(step.at))}: {esc(step.summary)}</title></g>"
         )
     out.append("</g>")
     return out
@@ -658,7 +591,7 @@ def _reset_lines(report: RotationReport, scale: _Scale, lanes_top: int) -> list[
 MAX_WINDOW_LABELS = 16
 
 
-def _window_lines(report: RotationReport, scale: _Scale, lanes_top: int) -> list[str]:
+def _window_lines(report: RotationReport, scale: Scale, lanes_top: int) -> list[str]:
     """A dotted line where each window began (the counts start again there)."""
     out = ['<g class="windows">']
     labelled = len(report.window_starts) <= MAX_WINDOW_LABELS
@@ -666,14 +599,14 @@ def _window_lines(report: RotationReport, scale: _Scale, lanes_top: int) -> list
         x = scale.x(start.at)
         label = (
             f'<text x="{x + 3}" y="{scale.top - 4}" font-size="9" fill="#4e79a7">'
-            f"{_esc(start.at.astimezone(UTC).strftime('%m-%d'))}</text>"
+            f"{esc(start.at.astimezone(UTC).strftime('%m-%d'))}</text>"
             if labelled
             else ""
         )
         out.append(
             f'<g class="window"><line x1="{x}" x2="{x}" y1="{scale.top - 8}" '
             f'y2="{lanes_top - 20}" stroke="#9ab" stroke-dasharray="1 3"/>{label}'
-            f"<title>a new window from {_esc(_time(start.at))}</title></g>"
+            f"<title>a new window from {esc(_time(start.at))}</title></g>"
         )
     out.append("</g>")
     return out
@@ -709,7 +642,7 @@ def _timeline(report: RotationReport) -> list[_Point]:
     return points
 
 
-def _series(report: RotationReport, scale: _Scale, colours: dict[str, str]) -> list[str]:
+def _series(report: RotationReport, scale: Scale, colours: dict[str, str]) -> list[str]:
     out: list[str] = []
     end = report.steps[-1].at
     middle = (len(report.everyone) - 1) / 2
@@ -733,9 +666,9 @@ def _series(report: RotationReport, scale: _Scale, colours: dict[str, str]) -> l
             path.append(f"H{scale.x(end)}")
         colour = colours[member]
         out.append(
-            f'<g class="member" data-member="{_esc(member)}">'
+            f'<g class="member" data-member="{esc(member)}">'
             f'<path class="series" d="{" ".join(path)}" fill="none" stroke="{colour}" '
-            f'stroke-width="2.5" stroke-linejoin="round"><title>{_esc(member)}</title></path>'
+            f'stroke-width="2.5" stroke-linejoin="round"><title>{esc(member)}</title></path>'
         )
         for step in report.steps:
             if member in (step.host, step.credited):
@@ -757,11 +690,11 @@ _MARKS = {
 
 
 def _marker(
-    step: Step, scale: _Scale, member: str, colour: str, y: float, lifts: dict[str, float]
+    step: Step, scale: Scale, member: str, colour: str, y: float, lifts: dict[str, float]
 ) -> str:
     """The mark of one event on its member's line (the line shows the count after it)."""
     x = scale.x(step.at)
-    tip = f"<title>{_esc(_time(step.at))}: {_esc(step.summary)}</title>"
+    tip = f"<title>{esc(_time(step.at))}: {esc(step.summary)}</title>"
     if step.kind == CREDIT:
         up = step.credit > 0
         tip_y, sign = (y - 9, -1) if up else (y + 9, 1)
@@ -800,7 +733,7 @@ def _marker(
 
 
 def _lanes(
-    report: RotationReport, scale: _Scale, colours: dict[str, str], lanes_top: int
+    report: RotationReport, scale: Scale, colours: dict[str, str], lanes_top: int
 ) -> list[str]:
     """One row per member: available, unavailable (hatched), or capped (dotted)."""
     out = ['<g class="lanes" font-size="11">']
@@ -809,7 +742,7 @@ def _lanes(
     for row, member in enumerate(report.everyone):
         y = lanes_top + row * LANE
         out.append(
-            f'<text x="{LEFT - 8}" y="{y + 11}" text-anchor="end" fill="#333">{_esc(member)}</text>'
+            f'<text x="{LEFT - 8}" y="{y + 11}" text-anchor="end" fill="#333">{esc(member)}</text>'
         )
         state: str | None = None  # None: not a member
         since = 0.0
@@ -839,7 +772,7 @@ def _lane_bar(
     until: datetime | None,
 ) -> str:
     end = _time(until) if until is not None else "now"
-    tip = f"<title>{_esc(member)} {state} from {_esc(_time(since))} to {_esc(end)}</title>"
+    tip = f"<title>{esc(member)} {state} from {esc(_time(since))} to {esc(end)}</title>"
     width = round(x1 - x0, 2)
     if state == AVAILABLE:
         return (
@@ -856,35 +789,6 @@ def _lane_bar(
         f'height="{LANE - 2}" fill="url(#hatch)" stroke="#e15759">{tip}</rect>'
     )
 
-
-STYLE = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
-       margin: 24px auto; max-width: 1000px; padding: 0 16px; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
-.meta { color: #666; margin: 0 0 16px; }
-.cards { display: flex; gap: 12px; flex-wrap: wrap; }
-.card { border: 1px solid #ddd; border-radius: 8px; padding: 10px 14px; min-width: 150px; }
-.card b { display: block; font-size: 20px; }
-.balanced b { color: #2e7d32; } .uneven b { color: #c62828; }
-.legend { display: flex; gap: 14px; flex-wrap: wrap; margin: 6px 0 0; padding: 0;
-          list-style: none; }
-.legend li { cursor: pointer; user-select: none; } .legend li.off { opacity: .35; }
-.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
-          margin-right: 5px; vertical-align: -1px; }
-.key { color: #555; font-size: 12px; margin-top: 4px; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eee; vertical-align: top; }
-th { background: #fafafa; position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
-tr.row-override td { background: #fff3f3; } tr.row-reset td { background: #f4f8ff; }
-tr.row-cancelled td { background: #f3f3f3; color: #555; }
-tr.row-reassigned td { background: #f6f1fb; }
-tr.row-current td { font-weight: 600; }
-.policy { color: #444; font-size: 13px; } h3 { font-size: 15px; margin: 18px 0 6px; }
-.deleted { color: #c62828; font-weight: 600; }
-figure { margin: 0; overflow-x: auto; } .scroll { overflow-x: auto; }
-"""
 
 SCRIPT = """
 (function () {
@@ -909,8 +813,8 @@ def render_html(report: RotationReport) -> str:
     title = f"Rotation audit: {report.name}"
     status = ' <span class="deleted">(deleted)</span>' if report.deleted else ""
     legend = "".join(
-        f'<li data-member="{_esc(m)}"><span class="swatch" style="background:{colours[m]}">'
-        f"</span>{_esc(m)} ({_legend_note(report, m)})</li>"
+        f'<li data-member="{esc(m)}"><span class="swatch" style="background:{colours[m]}">'
+        f"</span>{esc(m)} ({_legend_note(report, m)})</li>"
         for m in report.everyone
     )
     embedded = json.dumps(_data(report, fairness), ensure_ascii=False).replace("</", "<\\/")
@@ -920,20 +824,20 @@ def render_html(report: RotationReport) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_esc(title)}</title>
+<title>{esc(title)}</title>
 <style>{STYLE}</style>
 </head>
 <body>
-<h1>{_esc(title)}{status}</h1>
-<p class="meta">rotation id <code>{_esc(report.rotation_id)}</code> · {len(report.steps)} events
- up to position {last.position} · generated {_esc(_time(report.generated_at))}</p>
-<p class="policy" id="policy">Policy: {_esc(describe_policy(report.policy))}</p>
+<h1>{esc(title)}{status}</h1>
+<p class="meta">rotation id <code>{esc(report.rotation_id)}</code> · {len(report.steps)} events
+ up to position {last.position} · generated {esc(_time(report.generated_at))}</p>
+<p class="policy" id="policy">Policy: {esc(describe_policy(report.policy))}</p>
 
 <h2>Fairness</h2>
 <div class="cards">
- <div class="card {fairness.verdict}" id="verdict"><b>{_esc(fairness.verdict)}</b>
+ <div class="card {fairness.verdict}" id="verdict"><b>{esc(fairness.verdict)}</b>
   spread {fairness.spread} {_scope(fairness)}</div>
- <div class="card" id="deviation"><b>{_esc(_fraction(fairness.rule.deviation))}</b>deviation
+ <div class="card" id="deviation"><b>{esc(_fraction(fairness.rule.deviation))}</b>deviation
   ({fairness.rule.meetings} meetings + credits)</div>
  <div class="card"><b>{fairness.bookings}</b>meetings {_scope(fairness, short=True)}</div>
  <div class="card"><b>{fairness.overrides}</b>overrides {_scope(fairness, short=True)}</div>
@@ -985,11 +889,11 @@ def _scope(fairness: Fairness, short: bool = False) -> str:
         start, end = fairness.window
         if short:
             return "in the current window"
-        return f"in the current window ({_esc(_time(start))} to {_esc(_time(end))})"
+        return f"in the current window ({esc(_time(start))} to {esc(_time(end))})"
     if short:
         return "since the reset"
     if fairness.since:
-        return f"since the last reset at {_esc(_time(fairness.since))}"
+        return f"since the last reset at {esc(_time(fairness.since))}"
     return "since the rotation began"
 
 
@@ -1000,7 +904,7 @@ def _legend_note(report: RotationReport, member: str) -> str:
     note = f"{now.meetings}, weight {now.weight}"
     if now.cap is not None:
         note += f", cap {describe_cap(now.cap)}"
-    return _esc(note)
+    return esc(note)
 
 
 def _data(report: RotationReport, fairness: Fairness) -> dict[str, Any]:
@@ -1054,15 +958,15 @@ def _data(report: RotationReport, fairness: Fairness) -> dict[str, Any]:
 def _fairness_sentence(fairness: Fairness) -> str:
     if not fairness.counts:
         return "The rotation has no members."
-    counts = ", ".join(f"{_esc(m)} {n}" for m, n in fairness.counts.items())
+    counts = ", ".join(f"{esc(m)} {n}" for m, n in fairness.counts.items())
     text = f"Meetings {_scope(fairness, short=True)}: {counts}."
     credited = {m: n for m, n in fairness.credits.items() if n}
     if credited:
-        text += " Credits: " + ", ".join(f"{_esc(m)} {n:+d}" for m, n in credited.items()) + "."
+        text += " Credits: " + ", ".join(f"{esc(m)} {n:+d}" for m, n in credited.items()) + "."
     if fairness.spread > 1:
         text += (
-            f" {_esc(', '.join(fairness.most))} hosted {fairness.spread} more than "
-            f"{_esc(', '.join(fairness.fewest))}"
+            f" {esc(', '.join(fairness.most))} hosted {fairness.spread} more than "
+            f"{esc(', '.join(fairness.fewest))}"
             + (
                 f"; {fairness.overrides} override(s) {_scope(fairness, short=True)} explain "
                 "part of it."
@@ -1074,10 +978,10 @@ def _fairness_sentence(fairness: Fairness) -> str:
     spread = "-" if rule.spread is None else str(rule.spread)
     text += (
         f" Among those who can host (weighted): {rule.meetings} meetings + credits, spread "
-        f"{spread}, deviation {_esc(_fraction(rule.deviation))}."
+        f"{spread}, deviation {esc(_fraction(rule.deviation))}."
     )
     if fairness.unavailable:
-        text += f" Unavailable now: {_esc(', '.join(fairness.unavailable))}."
+        text += f" Unavailable now: {esc(', '.join(fairness.unavailable))}."
     return text
 
 
@@ -1088,14 +992,14 @@ def _windows_table(report: RotationReport) -> str:
         return ""
     rows = []
     for w in report.windows:
-        loads = ", ".join(f"{_esc(m)} {n}" for m, n in w.loads.items())
+        loads = ", ".join(f"{esc(m)} {n}" for m, n in w.loads.items())
         spread = "-" if w.fairness.spread is None else str(w.fairness.spread)
         current = " (current)" if w.current else ""
         rows.append(
-            f'<tr class="{"row-current" if w.current else ""}"><td>{_esc(w.window)}{current}</td>'
-            f"<td class='time' title='to {_esc(_time(w.end))}'>{_esc(_time(w.start))}</td>"
+            f'<tr class="{"row-current" if w.current else ""}"><td>{esc(w.window)}{current}</td>'
+            f"<td class='time' title='to {esc(_time(w.end))}'>{esc(_time(w.start))}</td>"
             f"<td class='num'>{w.fairness.meetings}</td><td class='num'>{spread}</td>"
-            f"<td class='num'>{_esc(_fraction(w.fairness.deviation))}</td>"
+            f"<td class='num'>{esc(_fraction(w.fairness.deviation))}</td>"
             f"<td class='num'>{w.bookings}</td><td class='num'>{w.overrides}</td>"
             f"<td class='num'>{w.cancellations}</td><td class='num'>{w.reassignments}</td>"
             f"<td class='num'>{w.credits}</td><td>{loads}</td></tr>"
@@ -1123,15 +1027,15 @@ def _members_table(report: RotationReport) -> str:
         if now.cap is not None and not now.own_cap:
             cap += " (policy)"
         rows.append(
-            f"<tr><td>{_esc(m)}</td><td class='num'>{now.weight}</td>"
-            f"<td class='num'>{now.priority}</td><td>{_esc(cap)}</td>"
+            f"<tr><td>{esc(m)}</td><td class='num'>{now.weight}</td>"
+            f"<td class='num'>{now.priority}</td><td>{esc(cap)}</td>"
             f"<td>{'yes' if now.capped else 'no'}</td>"
             f"<td class='num'>{now.meetings}</td><td class='num'>{now.credits:+d}</td>"
             f"<td class='num'>{now.meetings + now.credits}/{now.weight}</td>"
             f"<td class='num'>{last.totals.get(m, 0)}</td>"
-            f"<td class='time'>{_esc(_time(report.last_assigned.get(m)))}</td>"
+            f"<td class='time'>{esc(_time(report.last_assigned.get(m)))}</td>"
             f"<td>{'yes' if last.available.get(m, True) else 'no'}</td>"
-            f"<td class='time'>{_esc(_time(report.joined_at.get(m)))}</td></tr>"
+            f"<td class='time'>{esc(_time(report.joined_at.get(m)))}</td></tr>"
         )
     counted = "in the window" if report.windows else "since reset"
     return (
@@ -1152,8 +1056,8 @@ def _audit_table(report: RotationReport) -> str:
         counts = ", ".join(_count_cell(step, m) for m in step.counts)
         rows.append(
             f'<tr class="{kind}"><td class="num">{step.position}</td>'
-            f"<td class='time'>{_esc(_time(step.at))}</td><td>{_esc(step.type)}</td>"
-            f"<td>{_esc(step.summary)}</td><td>{counts}</td></tr>"
+            f"<td class='time'>{esc(_time(step.at))}</td><td>{esc(step.type)}</td>"
+            f"<td>{esc(step.summary)}</td><td>{counts}</td></tr>"
         )
     counted = "in the window" if report.windows else "since reset"
     return (
@@ -1167,4 +1071,4 @@ def _count_cell(step: Step, member: str) -> str:
     credits = step.credits.get(member, 0)
     extra = f" ({credits:+d})" if credits else ""
     capped = " capped" if step.capped.get(member) else ""
-    return f"{_esc(member)} {step.counts[member]}{extra}{capped}"
+    return f"{esc(member)} {step.counts[member]}{extra}{capped}"

@@ -38,23 +38,11 @@ from events.fold import aggregate_events, fold
 from events.policy import complete
 from events.ranking import Fairness, Standing, fairness
 from events.rotation import MANUAL, OVERRIDE, Meeting, Rotation, rotation_uuid
+from projections import svg
 from projections.directory_mode import ModeHistory
 from projections.divergence import Diverged, DivergenceLog
 from projections.ports import AuditSource, history
 from projections.positions import positions_of
-from projections.report import (
-    LEFT,
-    PALETTE,
-    PLOT_HEIGHT,
-    PLOT_TOP,
-    RIGHT,
-    STYLE,
-    WIDTH,
-    _esc,
-    _Scale,
-    _tick_label,
-    _ticks,
-)
 
 PAGE = 1000  # events read at once
 MAX_POINTS = 400  # chart samples kept (halved, and sampled half as often, when exceeded)
@@ -706,13 +694,13 @@ def render_html(simulation: Simulation) -> str:
     members = [m.user_id for m in simulation.members]
     for point in simulation.points:
         members += [u for u in (*point.actual, *point.simulated) if u not in members]
-    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(members)}
+    colours = {m: svg.PALETTE[i % len(svg.PALETTE)] for i, m in enumerate(members)}
     legend = "".join(
-        f'<li><span class="swatch" style="background:{colours[m]}"></span>{_esc(m)}</li>'
+        f'<li><span class="swatch" style="background:{colours[m]}"></span>{svg.esc(m)}</li>'
         for m in members
     )
     rows = "".join(
-        f'<tr><td>{_esc(m.user_id)}</td><td class="num">{m.actual}</td>'
+        f'<tr><td>{svg.esc(m.user_id)}</td><td class="num">{m.actual}</td>'
         f'<td class="num">{m.simulated}</td></tr>'
         for m in simulation.members
     )
@@ -721,15 +709,15 @@ def render_html(simulation: Simulation) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>{_esc(title)}</title>
-<style>{STYLE}</style>
+<title>{svg.esc(title)}</title>
+<style>{svg.STYLE}</style>
 </head>
 <body>
-<h1>{_esc(title)}</h1>
+<h1>{svg.esc(title)}</h1>
 <p class="meta">{simulation.bookings} bookings replayed · {simulation.decisions} decisions
  re-decided, {simulation.differing} differently · {len(simulation.changed)} meetings with
- another host · deviation {_esc(_deviation(simulation.actual))} recorded,
- {_esc(_deviation(simulation.simulated))} simulated</p>
+ another host · deviation {svg.esc(_deviation(simulation.actual))} recorded,
+ {svg.esc(_deviation(simulation.simulated))} simulated</p>
 <h2>Meetings held per member (booked, not cancelled)</h2>
 <figure>
 {_chart(simulation.points, members, colours)}
@@ -752,22 +740,23 @@ def _chart(points: tuple[ChartPoint, ...], members: list[str], colours: dict[str
     if t1 - t0 < timedelta(milliseconds=1):
         t1 = t0 + timedelta(seconds=1)
     counts = [n for p in points for n in (*p.actual.values(), *p.simulated.values())]
-    scale = _Scale(t0, t1, PLOT_TOP, max([1, *counts]))
-    height = PLOT_TOP + PLOT_HEIGHT + 40
-    bottom = PLOT_TOP + PLOT_HEIGHT
+    scale = svg.Scale(t0, t1, svg.PLOT_TOP, max([1, *counts]))
+    height = svg.PLOT_TOP + svg.PLOT_HEIGHT + 40
+    bottom = svg.PLOT_TOP + svg.PLOT_HEIGHT
     out = [
-        f'<svg id="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" role="img" aria-label="meetings per member">',
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{bottom}" y2="{bottom}" stroke="#888"/>',
-        f'<line x1="{LEFT}" x2="{LEFT}" y1="{PLOT_TOP}" y2="{bottom}" stroke="#888"/>',
-        f'<text x="{LEFT - 8}" y="{scale.y(scale.max_count) + 4}" text-anchor="end" '
+        f'<svg id="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {svg.WIDTH} {height}" '
+        f'width="{svg.WIDTH}" height="{height}" role="img" aria-label="meetings per member">',
+        f'<line x1="{svg.LEFT}" x2="{svg.WIDTH - svg.RIGHT}" y1="{bottom}" y2="{bottom}" '
+        'stroke="#888"/>',
+        f'<line x1="{svg.LEFT}" x2="{svg.LEFT}" y1="{svg.PLOT_TOP}" y2="{bottom}" stroke="#888"/>',
+        f'<text x="{svg.LEFT - 8}" y="{scale.y(scale.max_count) + 4}" text-anchor="end" '
         f'font-size="11">{scale.max_count}</text>',
     ]
-    ticks = _ticks(t0, t1)
+    ticks = svg.time_ticks(t0, t1)
     step = ticks[1] - ticks[0] if len(ticks) > 1 else t1 - t0
     out += [
         f'<text x="{scale.x(at)}" y="{bottom + 18}" text-anchor="middle" font-size="11">'
-        f"{_esc(_tick_label(at, step))}</text>"
+        f"{svg.esc(svg.tick_label(at, step))}</text>"
         for at in ticks
     ]
     for member in members:
@@ -778,7 +767,7 @@ def _chart(points: tuple[ChartPoint, ...], members: list[str], colours: dict[str
             dash = ' stroke-dasharray="6 4"' if simulated else ""
             kind = "simulated" if simulated else "actual"
             out.append(
-                f'<polyline class="{kind}" data-member="{_esc(member)}" fill="none" '
+                f'<polyline class="{kind}" data-member="{svg.esc(member)}" fill="none" '
                 f'stroke="{colours[member]}" stroke-width="2"{dash} points="{line}"/>'
             )
     out.append("</svg>")
