@@ -104,7 +104,7 @@ class MeetingIds(Sequence[str]):
             db.execute(f"CREATE TABLE {name} (n INTEGER PRIMARY KEY, meeting_id TEXT)")
             db.execute(
                 f"INSERT INTO {name} (meeting_id) SELECT meeting_id FROM diverged "
-                f"WHERE {where} ORDER BY booked_version"
+                f"WHERE {where} ORDER BY booked_version, meeting_id"
             )
         self._len: int = db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
 

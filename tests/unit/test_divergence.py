@@ -15,14 +15,16 @@ def test_the_log_answers_as_a_dict_would_whenever_it_writes_to_disk(
     flush: int, rng: random.Random
 ) -> None:
     log, expected = DivergenceLog(flush=flush), dict[str, Diverged]()
+    booked = dict(enumerate(rng.sample(range(10_000), 60)))  # each meeting's own version
     for step in range(300):
-        meeting = f"m{rng.randrange(60)}"
+        n = rng.randrange(60)
+        meeting = f"m{n}"
         if rng.random() < 0.3:
             log.drop(meeting)
             expected.pop(meeting, None)
         else:
             host = rng.choice([None, "a", "b"])
-            facts = Diverged(host, step, rng.choice(["a", "b"]), rng.randrange(10_000))
+            facts = Diverged(host, step, rng.choice(["a", "b"]), booked[n])
             log.put(meeting, facts)
             expected[meeting] = facts
         probe = f"m{rng.randrange(60)}"
