@@ -39,6 +39,7 @@ from service.answering import (
     suggestion_rejection,
 )
 from service.application import RotationsApplication
+from service.kafka_broker import KafkaBrokerJoiningAtOnce
 from service.kafka_positions import FromStartOnNewCluster, Record, ResumeFromStore, tracking_for
 from service.kafka_records import (
     LEGAL_TOPIC,
@@ -107,7 +108,7 @@ class RotationsKafkaApp:
         self.settings = settings
         self.app = app
         self.projector = projector
-        self.broker = broker or KafkaBroker(
+        self.broker = broker or KafkaBrokerJoiningAtOnce(
             settings.kafka_bootstrap_servers,
             client_id="rotations-service",
             apply_types=False,
