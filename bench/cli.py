@@ -555,7 +555,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "baseline measured in the same run. Starts the embedded broker, the service (a child "
         "process per store) and the baselines itself.",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (about 4 minutes)")
     parser.add_argument(
         "--store", choices=("sqlite", "postgresql", "both"), default="both", help="event store"
     )

@@ -33,7 +33,7 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=1080,  # 3 to 6 minutes on a quiet machine (346 s on 2026-12-04)
+        timeout=1080,  # 3 to 6 minutes on a quiet machine (346 s on 2026-12-04, 232 s on 12-06)
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
